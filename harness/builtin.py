@@ -1,0 +1,11 @@
+"""The core's own plugin: the built-in executors, registered like any plugin."""
+
+from __future__ import annotations
+
+from .executors import BUILTIN_EXECUTORS, Executor
+from .hookspecs import hookimpl
+
+
+@hookimpl
+def harness_executors() -> list[type[Executor]]:
+    return list(BUILTIN_EXECUTORS)

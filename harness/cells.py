@@ -1,0 +1,151 @@
+"""Expand a spec into cells and derive each cell's seed from the spec seed and its name.
+
+A cell is one dataset x model x method x sweep point x seed. Its *group* is the cell
+without its seed: aggregates and claims work on groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .adapter import Component
+from .errors import SpecError
+from .spec import Spec, SweepPoint, _fmt
+
+SEED_BITS = 63
+
+
+def derive_seed(*parts: Any) -> int:
+    """A 63-bit seed from any parts, stable across Python runs and platforms."""
+    text = "\x1f".join(str(p) for p in parts)
+    digest = hashlib.sha256(text.encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << SEED_BITS) - 1)
+
+
+@dataclass
+class Cell:
+    spec_name: str
+    spec_seed: int
+    point: SweepPoint
+    dataset: str | None
+    model: str | None
+    method: str
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        axes: dict[str, Any] = {"dataset": self.dataset, "model": self.model,
+                                "method": self.method, "point": self.point.name}
+        for key, value in self.point.short.items():
+            axes[key] = value
+        return axes
+
+    @property
+    def group(self) -> str:
+        parts = [p for p in (self.dataset, self.model, self.method) if p is not None]
+        if self.point.name:
+            parts.append(self.point.name)
+        return "/".join(parts)
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/seed={self.spec_seed}"
+
+    @property
+    def id(self) -> str:
+        slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", self.name.replace("/", "__"))
+        if len(slug) > 120:
+            slug = slug[:100] + "_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
+        return slug
+
+    @property
+    def seed(self) -> int:
+        """The cell's own seed: from the spec seed and the group name."""
+        return derive_seed(self.spec_seed, self.group)
+
+    @property
+    def data_seed(self) -> int:
+        """The dataset's seed: shared by every cell on the same dataset and spec seed."""
+        return derive_seed(self.spec_seed, "dataset", self.dataset)
+
+    @property
+    def dataset_component(self) -> Component | None:
+        return self.point.datasets[self.dataset] if self.dataset else None
+
+    @property
+    def model_component(self) -> Component | None:
+        return self.point.models[self.model] if self.model else None
+
+    @property
+    def method_component(self) -> Component:
+        return self.point.methods[self.method]
+
+    def config(self) -> dict[str, Any]:
+        """The fully resolved description of this cell (what its identity hashes)."""
+        def cfg(c: Component | None) -> Any:
+            return c.config() if c is not None else None
+        return {
+            "spec": self.spec_name, "name": self.name, "group": self.group,
+            "spec_seed": self.spec_seed, "seed": self.seed, "data_seed": self.data_seed,
+            "axes": self.axes, "sweep": {k: v for k, v in self.point.values.items()},
+            "dataset": cfg(self.dataset_component), "model": cfg(self.model_component),
+            "method": cfg(self.method_component),
+            "metrics": [m.config() for m in self.point.metrics],
+        }
+
+    def versions(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for comp in (self.dataset_component, self.model_component, self.method_component,
+                     *self.point.metrics):
+            if comp is not None:
+                out.update(comp.versions())
+        return dict(sorted(out.items()))
+
+
+def matches(axes: dict[str, Any], selector: dict[str, Any]) -> bool:
+    for key, want in selector.items():
+        have = axes.get(key)
+        options = want if isinstance(want, list) else [want]
+        if not any(_fmt(have) == _fmt(o) for o in options):
+            return False
+    return True
+
+
+def expand(spec: Spec) -> list[Cell]:
+    cells: list[Cell] = []
+    flt = spec.model.cells
+    for seed in spec.seeds:
+        for point in spec.points:
+            datasets: list[str | None] = list(point.datasets) or [None]
+            models: list[str | None] = list(point.models) or [None]
+            for dataset in datasets:
+                for model in models:
+                    for method in point.methods:
+                        cell = Cell(spec.name, seed, point, dataset, model, method)
+                        axes = cell.axes
+                        if flt.only is not None and not any(matches(axes, s) for s in flt.only):
+                            continue
+                        if any(matches(axes, s) for s in flt.exclude):
+                            continue
+                        cells.append(cell)
+    if not cells:
+        raise SpecError("the spec expands to no cells", location=spec.doc.where(("cells",)),
+                        path="cells", hint="loosen `cells.only` / `cells.exclude`")
+    return cells
+
+
+def axis_values(spec: Spec) -> dict[str, set[str]]:
+    """Every name each axis takes in this spec (for checking selectors)."""
+    values: dict[str, set[str]] = {"dataset": set(), "model": set(), "method": set(),
+                                   "point": set()}
+    for point in spec.points:
+        values["dataset"].update(point.datasets)
+        values["model"].update(point.models)
+        values["method"].update(point.methods)
+        if point.name:
+            values["point"].add(point.name)
+        for key, value in point.short.items():
+            values.setdefault(key, set()).add(_fmt(value))
+    return values

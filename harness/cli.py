@@ -1,0 +1,255 @@
+"""The ``harness`` command: run, validate, list, schema, show, verify, report, query."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from .errors import HarnessError
+from .registry import PluginWarning, Registry, get_registry
+
+DEFAULT_OUT = Path("results")
+
+
+def default_cache() -> Path:
+    env = os.environ.get("HARNESS_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "harness"
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return get_registry(strict=getattr(args, "strict_plugins", False))
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise HarnessError(f"--seeds takes comma-separated integers, got {text!r}",
+                           hint="e.g. --seeds 0,1,2") from None
+
+
+def _load(args: argparse.Namespace, registry: Registry) -> Any:
+    from .spec import load_spec
+    return load_spec(args.spec, registry, overrides=args.set or [],
+                     seeds=_parse_seeds(getattr(args, "seeds", None)))
+
+
+def _plugins_line(registry: Registry) -> str:
+    pkgs = sorted({f"{info.package}-{info.package_version}" for info in registry.adapters.values()})
+    return "plugins: " + ", ".join(pkgs)
+
+
+def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .report import print_summary
+    from .runner import run_spec
+    registry = _registry(args)
+    spec = _load(args, registry)
+    out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
+    executors = registry.executors()
+    name = args.executor or ("pool" if args.jobs > 1 else "inprocess")
+    if name not in executors:
+        raise HarnessError(f"unknown executor {name!r}",
+                           hint="available: " + ", ".join(sorted(executors)))
+    executor = executors[name](jobs=args.jobs)
+    err.print(_plugins_line(registry), highlight=False)
+    state = {"total": 0, "n": 0, "t": time.perf_counter(), "last": 0.0}
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        if kind == "plan":
+            state["total"] = info["todo"]
+            err.print(f"{spec.name}: {info['todo']} cell(s) to run, {info['done']} already "
+                      f"done -> {out_dir}", highlight=False)
+        elif kind == "cell":
+            state["n"] += 1
+            rec = info["record"]
+            status = rec["status"]
+            took = rec.get("timings", {}).get("total_s", 0.0)
+            mark = "ok" if status == "ok" else f"FAILED: {rec['error']['message'].splitlines()[0]}"
+            err.print(f"[{state['n']}/{state['total']}] {info['plan'].name} {mark} ({took:.1f}s)",
+                      highlight=False)
+        elif kind == "step" and err.is_terminal and info["total"]:
+            now = time.perf_counter()
+            if now - state["last"] > 0.5 or info["done"] == info["total"]:
+                state["last"] = now
+                err.print(f"  {info['cell']}: {info['label']} {info['done']}/{info['total']}",
+                          end="\r", highlight=False)
+
+    report = run_spec(spec, out_dir, executor=executor, cache_dir=default_cache(),
+                      force=args.force, on_event=on_event, hook=registry.pm.hook)
+    if args.json:
+        print(json.dumps(report.summary, indent=2))
+    else:
+        print_summary(report.summary, out)
+    claims = report.summary["claims"]
+    npass = sum(c["passed"] for c in claims)
+    err.print(f"{len(report.ran)} ran, {len(report.skipped)} reused, {len(report.failed)} failed;"
+              f" claims {npass}/{len(claims)} PASS; results in {out_dir}", highlight=False)
+    return report.exit_code
+
+
+def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .cells import expand
+    registry = _registry(args)
+    spec = _load(args, registry)
+    cells = expand(spec)
+    out.print(f"{args.spec}: valid — {len(cells)} cells, {len(spec.model.expect)} claims",
+              highlight=False)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from rich.table import Table
+    registry = _registry(args)
+    kind = args.kind.rstrip("s") if args.kind else None
+    table = Table(box=None, pad_edge=False)
+    for col in ("name", "kind", "description", "from"):
+        table.add_column(col)
+    for name in registry.names(kind):
+        info = registry.adapters[name]
+        table.add_row(name, info.kind, info.cls.description(),
+                      f"{info.package} {info.package_version} ({info.plugin}) v{info.cls.version}")
+    out.print(table)
+    for name, reason in registry.broken.items():
+        err.print(f"[yellow]plugin {name!r} not loaded: {reason}[/yellow]", highlight=False)
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .schema import schema_json
+    print(schema_json(_registry(args)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .report import print_summary
+    from .results import ResultsDir
+    summary = ResultsDir(Path(args.dir)).summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print_summary(summary, out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .report import print_summary, write_html
+    from .results import ResultsDir
+    registry = _registry(args)
+    out_dir = Path(args.dir)
+    summary = ResultsDir(out_dir).summary()
+    sections = [s for group in registry.pm.hook.harness_report_sections(
+        summary=summary, out_dir=str(out_dir)) for s in (group or [])]
+    print_summary(summary, out)
+    for title, _ in sections:
+        out.print(f"section: {title}", highlight=False)
+    path = write_html(summary, out_dir, sections)
+    err.print(f"report written to {path}", highlight=False)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .verify import verify
+    rows = verify(Path(args.dir), _registry(args), default_cache(),
+                  on_cell=lambda name: err.print(f"re-ran {name}", highlight=False))
+    bad = [r for r in rows if not r["identical"]]
+    for r in rows:
+        if r["identical"]:
+            out.print(f"identical  {r['cell']}  {r['metric']} = {r['recorded']}", highlight=False)
+        else:
+            out.print(f"DIFFERENT  {r['cell']}  {r['metric']}: recorded {r['recorded']}, "
+                      f"re-run {r['rerun']}, diff {r['diff']}"
+                      + (f" ({r['error']})" if r["error"] else ""), highlight=False)
+    out.print(f"{len(rows) - len(bad)}/{len(rows)} metrics identical", highlight=False)
+    return 0 if rows and not bad else 1
+
+
+def cmd_query(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .results import ResultsDir
+    cols, rows = ResultsDir(Path(args.dir)).query(args.sql)
+    print("\t".join(cols))
+    for row in rows:
+        print("\t".join(str(v) for v in row))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser.add_argument("--strict-plugins", action="store_true",
+                        help="fail when an installed plugin cannot be loaded")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def spec_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("spec", help="the spec YAML file")
+        p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                       help="override a value, e.g. methods.train.lr=0.01 (repeatable)")
+        p.add_argument("--seeds", help="override the seeds, e.g. 0,1,2")
+
+    p = sub.add_parser("run", help="run every cell of a spec and check its claims")
+    spec_args(p)
+    p.add_argument("--out", help="results folder (default results/<spec name>)")
+    p.add_argument("--force", action="store_true", help="re-run cells that are already done")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (pool executor)")
+    p.add_argument("--executor", help="executor plugin name (inprocess, pool, ...)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("validate", help="check a spec without running it")
+    spec_args(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("list", help="list adapters")
+    p.add_argument("kind", nargs="?", choices=["datasets", "models", "methods", "metrics",
+                                               "optimizers", "selections", "observers"])
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of a spec")
+    p.set_defaults(func=cmd_schema)
+
+    for name, func, text in (("show", cmd_show, "print a results folder's aggregates and claims"),
+                             ("report", cmd_report, "write report.html with plots"),
+                             ("verify", cmd_verify, "re-execute every cell and compare metrics")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("dir", help="results folder")
+        if name == "show":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("query", help="run SQL on a results folder's index.sqlite")
+    p.add_argument("dir")
+    p.add_argument("sql")
+    p.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+    warnings.simplefilter("default", PluginWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
+    try:
+        return int(args.func(args, out, err))
+    except HarnessError as exc:
+        err.print(f"[red]error:[/red] {exc.render()}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted: finished cells are recorded; run again to resume")
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

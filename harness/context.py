@@ -1,0 +1,86 @@
+"""The run context every adapter call receives: seed, generators, device, folders, logger,
+progress. Adapters draw randomness only from here, never from global state."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .cells import derive_seed
+
+ProgressCallback = Callable[[str, int, int | None], None]
+
+
+class Progress:
+    """Reports steps of long work: ``with ctx.progress.task("train", total=n) as tick: tick()``.
+
+    The runner connects it to the terminal; adapters only call it.
+    """
+
+    def __init__(self, callback: ProgressCallback | None = None) -> None:
+        self.callback = callback
+
+    @contextmanager
+    def task(self, label: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+        done = 0
+
+        def tick(n: int = 1) -> None:
+            nonlocal done
+            done += n
+            if self.callback is not None:
+                self.callback(label, done, total)
+
+        tick(0)
+        yield tick
+
+
+@dataclass
+class RunContext:
+    """Everything an adapter call may use besides its params."""
+
+    seed: int
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    work_dir: Path = field(default_factory=lambda: Path("."))
+    cache_dir: Path = field(default_factory=lambda: Path(".harness-cache"))
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
+    progress: Progress = field(default_factory=Progress)
+    label: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        """A numpy Generator seeded from this context's seed."""
+        return np.random.default_rng(self.seed)
+
+    @cached_property
+    def generator(self) -> torch.Generator:
+        """A torch Generator (on CPU) seeded from this context's seed."""
+        return torch.Generator().manual_seed(self.seed)
+
+    def derive(self, label: str) -> RunContext:
+        """A child context with an independent seed, e.g. one per task or per phase."""
+        return RunContext(seed=derive_seed(self.seed, label), device=self.device,
+                          work_dir=self.work_dir, cache_dir=self.cache_dir, logger=self.logger,
+                          progress=self.progress, label=f"{self.label}/{label}",
+                          extras=self.extras)
+
+    def artifact(self, name: str) -> Path:
+        """A path for an artifact file in this cell's artifacts folder."""
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        return self.work_dir / name
+
+    def seed_globals(self) -> None:
+        """Seed Python's, numpy's and torch's global generators too, as a safety net for
+        library code (e.g. ``torch.nn.Linear`` initialization) that draws from them."""
+        random.seed(self.seed)
+        np.random.seed(self.seed % (2**32))
+        torch.manual_seed(self.seed)

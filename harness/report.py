@@ -1,0 +1,103 @@
+"""Show results in the terminal (rich tables) and write a static HTML report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from .claims import format_claim_row
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, str):
+        return v
+    return f"{v:.4g}"
+
+
+def aggregates_table(summary: dict[str, Any]) -> Table:
+    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
+    table = Table(title=f"{summary['spec']}: mean ± std over seeds (n)", title_justify="left")
+    table.add_column("group", style="bold")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for group, ms in sorted(summary["aggregates"].items()):
+        row = [group]
+        for m in metrics:
+            a = ms.get(m)
+            row.append("" if a is None else f"{_num(a['mean'])} ± {_num(a['std'])} ({a['n']})")
+        table.add_row(*row)
+    return table
+
+
+def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(aggregates_table(summary))
+    failed = [c for c in summary["cells"] if c["status"] != "ok"]
+    for cell in failed:
+        console.print(f"[red]cell {cell['name']}: {cell['status']}[/red]"
+                      + (f" — {cell['error']}" if cell.get("error") else ""), highlight=False)
+    if summary["claims"]:
+        console.print("[bold]claims[/bold]")
+    for claim in summary["claims"]:
+        mark = "[green]PASS[/green]" if claim["passed"] else "[red]FAIL[/red]"
+        console.print(f"  {mark} {claim['text']}", highlight=False)
+        for row in claim["groups"]:
+            console.print(f"       {format_claim_row(row, claim['quantity'])}", highlight=False)
+        if claim.get("reason"):
+            console.print(f"       {claim['reason']}", highlight=False)
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(path.name)}">'
+            f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
+
+
+def write_html(summary: dict[str, Any], out_dir: Path,
+               extra_sections: list[tuple[str, str]] | None = None) -> Path:
+    esc = html.escape
+    parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description', ''))}</p>"]
+    parts.append("<h2>Claims</h2><ul>")
+    for claim in summary["claims"]:
+        status = "PASS" if claim["passed"] else "FAIL"
+        rows = "".join(f"<li>{esc(format_claim_row(r, claim['quantity']))}</li>"
+                       for r in claim["groups"])
+        parts.append(f'<li class="{status.lower()}"><b>{status}</b> {esc(claim["text"])}'
+                     f"<ul>{rows}</ul></li>")
+    parts.append("</ul><h2>Aggregates (mean ± std, n)</h2>")
+    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
+    head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
+    body = ""
+    for group, ms in sorted(summary["aggregates"].items()):
+        cells = "".join(
+            f"<td>{_num(ms[m]['mean'])} ± {_num(ms[m]['std'])} ({ms[m]['n']})</td>"
+            if m in ms else "<td></td>" for m in metrics)
+        body += f"<tr><th>{esc(group)}</th>{cells}</tr>"
+    parts.append(f"<table><tr><th>group</th>{head}</tr>{body}</table>")
+    for title, section in extra_sections or []:
+        parts.append(f"<h2>{esc(title)}</h2>{section}")
+    parts.append("<h2>Artifacts</h2>")
+    for cell in summary["cells"]:
+        art = out_dir / "cells" / cell["id"] / "artifacts"
+        pngs = sorted(art.glob("*.png")) if art.is_dir() else []
+        if pngs:
+            parts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
+             ".pass b{color:green}.fail b{color:#b00}img{max-width:560px}"
+             "figure{display:inline-block;margin:4px}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(summary['spec'])}"
+            f"</title><style>{style}</style></head><body>{''.join(parts)}"
+            f"<script type='application/json' id='summary'>"
+            f"{esc(json.dumps(summary['aggregates']))}</script></body></html>")
+    path = out_dir / "report.html"
+    path.write_text(page, encoding="utf-8")
+    return path

@@ -1,0 +1,255 @@
+"""Load a spec: YAML with locations -> overrides -> pydantic -> adapters resolved -> sweep.
+
+``load_spec`` returns a :class:`Spec` whose every component is resolved to its adapter
+class and validated params, once per sweep point. All errors found in one pass are
+reported together, each with file, line, key path and a suggestion.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from .adapter import KIND_SECTIONS, SECTION_KINDS, Component
+from .errors import HarnessError, Location, SpecError, SpecErrors
+from .registry import Registry
+from .specmodel import SpecModel
+from .validation import validate_model
+from .yamlfile import KeyPath, Located, format_path, load_with_extends
+
+
+@dataclass
+class SweepPoint:
+    """One point of the sweep grid with its own resolved components."""
+
+    name: str | None
+    values: dict[str, Any]
+    short: dict[str, Any]
+    datasets: dict[str, Component]
+    models: dict[str, Component]
+    methods: dict[str, Component]
+    metrics: list[Component]
+
+
+@dataclass
+class Spec:
+    model: SpecModel
+    source: str
+    data: dict[str, Any]
+    points: list[SweepPoint]
+    doc: Located = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def seeds(self) -> list[int]:
+        return self.model.seeds
+
+    def hash(self) -> str:
+        blob = json.dumps(self.data, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# -- overrides -------------------------------------------------------------------------
+def parse_path(text: str) -> list[str | int]:
+    return [int(p) if p.isdigit() else p for p in text.split(".")]
+
+
+def set_path(data: Any, path: list[str | int], value: Any, where: str) -> None:
+    """Set ``value`` at ``path``; every part but the last must exist."""
+    cur = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
+            cur = cur[part]
+        else:
+            done = ".".join(str(p) for p in path[:i]) or "<top level>"
+            keys = list(cur) if isinstance(cur, dict) else []
+            close = difflib.get_close_matches(str(part), [str(k) for k in keys], n=1)
+            hint = f"did you mean {close[0]!r}?" if close else (
+                f"{done} has: {', '.join(map(str, keys))}" if keys else None)
+            raise SpecError(f"{where}: {done} has no key {part!r}",
+                            location=Location(where), path=".".join(map(str, path)), hint=hint)
+    last = path[-1]
+    if isinstance(cur, dict):
+        cur[last] = value
+    elif isinstance(cur, list) and isinstance(last, int) and last < len(cur):
+        cur[last] = value
+    else:
+        raise SpecError(f"{where}: cannot set {last!r} inside a {type(cur).__name__}",
+                        location=Location(where), path=".".join(map(str, path)))
+
+
+def apply_overrides(doc: Located, overrides: list[str]) -> None:
+    for item in overrides:
+        where = f"--set {item}"
+        if "=" not in item:
+            raise SpecError("expected --set PATH=VALUE, e.g. --set methods.train.lr=0.01",
+                            location=Location(where))
+        key, raw = item.split("=", 1)
+        if not key:
+            raise SpecError("empty path in --set", location=Location(where))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise SpecError(f"cannot parse value {raw!r}", location=Location(where)) from None
+        path = parse_path(key)
+        set_path(doc.data, path, value, where)
+        doc.locations[tuple(path)] = Location(where)
+
+
+# -- component resolution --------------------------------------------------------------
+class Resolver:
+    def __init__(self, registry: Registry, doc: Located, data: dict[str, Any]) -> None:
+        self.registry = registry
+        self.doc = doc
+        self.data = data
+        self.errors: list[SpecError] = []
+
+    def fail(self, message: str, path: KeyPath, hint: str | None = None) -> None:
+        self.errors.append(SpecError(message, location=self.doc.where(path),
+                                     path=format_path(path), hint=hint))
+
+    def top_level(self, section: str, name: str, stack: tuple[str, ...] = ()) -> Component | None:
+        raw = self.data.get(section, {}).get(name)
+        return self.resolve(raw, (section, name), SECTION_KINDS[section], label=name,
+                            stack=stack + (f"{section}.{name}",))
+
+    def resolve(self, raw: Any, path: KeyPath, kind: str | None, label: str | None = None,
+                stack: tuple[str, ...] = ()) -> Component | None:
+        if isinstance(raw, Component):
+            raw = {"use": raw.use, **raw.raw_params}
+        if isinstance(raw, str):
+            section = KIND_SECTIONS.get(kind or "")
+            sections = [section] if section else ["datasets", "models", "methods"]
+            for sec in sections:
+                table = self.data.get(sec) if sec in ("datasets", "models", "methods") else None
+                if isinstance(table, dict) and raw in table:
+                    ref = f"{sec}.{raw}"
+                    if ref in stack:
+                        self.fail(f"component reference cycle: {' -> '.join(stack + (ref,))}", path)
+                        return None
+                    return self.top_level(sec, raw, stack)
+            raw = {"use": raw}
+        if not isinstance(raw, dict):
+            self.fail(f"expected a component ({{use: adapter-name, ...params}}) or a name, "
+                      f"got {type(raw).__name__}", path)
+            return None
+        use = raw.get("use")
+        if not isinstance(use, str):
+            self.fail("missing `use:` (the adapter name)", path,
+                      hint="`harness list` shows the adapter names")
+            return None
+        try:
+            adapter = self.registry.get(use, kind)
+        except HarnessError as exc:
+            self.fail(exc.message, path + ("use",), exc.hint)
+            return None
+        params_raw = {k: v for k, v in raw.items() if k != "use"}
+        before = len(self.errors)
+        params = validate_model(adapter.Params, params_raw, path, self.doc, self.errors,
+                                what=f"adapter {use!r}")
+        if params is None or len(self.errors) > before:
+            return None
+        self._resolve_nested(params, path, stack)
+        return Component.resolved(use, adapter, params, label)  # type: ignore[arg-type]
+
+    def _resolve_nested(self, params: BaseModel, path: KeyPath, stack: tuple[str, ...]) -> None:
+        for fname, finfo in type(params).model_fields.items():
+            extra = finfo.json_schema_extra if isinstance(finfo.json_schema_extra, dict) else {}
+            kind_value = extra.get("harness_kind")
+            kind = kind_value if isinstance(kind_value, str) else None
+            value = getattr(params, fname)
+            if isinstance(value, Component):
+                setattr(params, fname, self.resolve(value, path + (fname,), kind, stack=stack))
+            elif isinstance(value, list) and any(isinstance(v, Component) for v in value):
+                setattr(params, fname, [
+                    self.resolve(v, path + (fname, i), kind, stack=stack)
+                    if isinstance(v, Component) else v for i, v in enumerate(value)])
+            elif isinstance(value, dict) and any(isinstance(v, Component) for v in value.values()):
+                setattr(params, fname, {
+                    k: self.resolve(v, path + (fname, k), kind, stack=stack)
+                    if isinstance(v, Component) else v for k, v in value.items()})
+            elif isinstance(value, BaseModel):
+                self._resolve_nested(value, path + (fname,), stack)
+
+
+def _short_names(paths: list[str]) -> dict[str, str]:
+    lasts = [p.split(".")[-1] for p in paths]
+    pairs = zip(paths, lasts, strict=True)
+    return {p: (last if lasts.count(last) == 1 else p) for p, last in pairs}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return str(value)
+
+
+def _expand_sweep(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    points: list[dict[str, Any]] = [{}]
+    for key, values in sweep.items():
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None = None,
+              seeds: list[int] | None = None) -> Spec:
+    """Read, override, validate and resolve a spec file (raises :class:`SpecErrors`)."""
+    doc = load_with_extends(Path(path))
+    apply_overrides(doc, overrides or [])
+    if seeds is not None:
+        doc.data["seeds"] = list(seeds)
+        doc.locations[("seeds",)] = Location("--seeds")
+    errors: list[SpecError] = []
+    model = validate_model(SpecModel, doc.data, (), doc, errors, what="the spec")
+    if model is None:
+        raise SpecErrors(errors)
+    assert isinstance(model, SpecModel)
+    short = _short_names(list(model.sweep))
+    points: list[SweepPoint] = []
+    for values in _expand_sweep(model.sweep):
+        data = copy.deepcopy(doc.data)
+        for key, value in values.items():
+            try:
+                set_path(data, parse_path(key), value, f"sweep {key}")
+            except SpecError as exc:
+                errors.append(SpecError(exc.message.split(": ", 1)[-1],
+                                        location=doc.where(("sweep", key)),
+                                        path=f"sweep.{key}", hint=exc.hint))
+                continue
+            doc.locations.setdefault(tuple(parse_path(key)), doc.where(("sweep", key)))
+        resolver = Resolver(registry, doc, data)
+        sections = {sec: {name: resolver.top_level(sec, name) for name in data.get(sec, {})}
+                    for sec in ("datasets", "models", "methods")}
+        metrics = [resolver.resolve(m, ("metrics", i), "metric")
+                   for i, m in enumerate(data.get("metrics", []))]
+        for err in resolver.errors:
+            if err.render() not in {e.render() for e in errors}:
+                errors.append(err)
+        if resolver.errors:
+            continue
+        name = ",".join(f"{short[k]}={_fmt(v)}" for k, v in values.items()) or None
+        points.append(SweepPoint(
+            name=name, values=values, short={short[k]: v for k, v in values.items()},
+            datasets=sections["datasets"], models=sections["models"],  # type: ignore[arg-type]
+            methods=sections["methods"], metrics=metrics))  # type: ignore[arg-type]
+    if errors:
+        raise SpecErrors(errors)
+    spec = Spec(model=model, source=str(path), data=doc.data, points=points, doc=doc)
+    from .claims import check_claim_selectors  # local: claims imports cells
+    check_claim_selectors(spec)
+    return spec

@@ -1,0 +1,101 @@
+"""Component kinds that plug into training loops: optimizers, example-selection policies
+and observers. Any training method that accepts them composes with every paper's
+components (an FOP optimizer, a selective-backprop policy, an LCA observer).
+
+A training method calls, per optimizer step:
+
+1. ``policy.select(candidates, losses_of)`` -> the indices to backpropagate;
+2. forward/backward on the selected batch, then ``optimizer.step()``;
+3. ``observer.on_step(StepInfo)`` with the parameters before and after the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from .adapter import Adapter
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class OptimizerAdapter(Adapter):
+    """Builds a ``torch.optim.Optimizer`` for a model (all its trainable parameters)."""
+
+    kind: ClassVar[str] = "optimizer"
+
+    def build(self, ctx: RunContext, model: torch.nn.Module,
+              params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        """``params`` restricts the optimizer to some parameters (e.g. one task's scores)."""
+        raise NotImplementedError
+
+
+class SelectionPolicy(Adapter):
+    """Chooses which candidate examples are backpropagated at each step."""
+
+    kind: ClassVar[str] = "selection"
+    needs_losses: ClassVar[bool] = False
+
+    def start(self, ctx: RunContext, n_train: int) -> None:
+        self.ctx = ctx
+
+    def select(self, candidates: torch.Tensor,
+               losses_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Return the subset of ``candidates`` (example indices) to backpropagate.
+
+        ``losses_of(indices)`` gives per-example losses without gradients (one forward
+        pass each; the training loop counts them)."""
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        return {}
+
+
+@dataclass
+class TrainingRun:
+    """What an observer may look at: the model, the loss, the full training set."""
+
+    model: torch.nn.Module
+    loss_fn: LossFn  # per-example losses from (logits, targets)
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    optimizer: torch.optim.Optimizer | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepInfo:
+    step: int
+    before: dict[str, torch.Tensor]
+    after: dict[str, torch.Tensor]
+    batch: torch.Tensor
+    loss: float
+
+
+class TrainingObserver(Adapter):
+    """Sees every optimizer step with the parameters before and after it."""
+
+    kind: ClassVar[str] = "observer"
+
+    def on_start(self, ctx: RunContext, run: TrainingRun) -> None:
+        self.ctx = ctx
+        self.run = run
+
+    def on_step(self, info: StepInfo) -> None:
+        raise NotImplementedError
+
+    def on_end(self) -> dict[str, Any]:
+        """Outputs, kept under ``outputs["observers"][adapter name]``."""
+        return {}
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
