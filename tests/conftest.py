@@ -1,0 +1,66 @@
+"""Shared fixtures: run the `harness` command, locate ../shared, build specs in tmp."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+SHARED = ROOT.parent / "shared"
+BIGBENCH = SHARED / "bigbench"
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def __repr__(self) -> str:
+        return f"<exit {self.returncode}>\n--- stdout\n{self.stdout}\n--- stderr\n{self.stderr}"
+
+
+def run_harness(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+                timeout: float = 600) -> Result:
+    """Run ``python -m harness ARGS`` in a subprocess (the real CLI, exit code and all)."""
+    full_env = {**os.environ, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg", **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd or ROOT,
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
+    return Result(proc)
+
+
+@pytest.fixture
+def harness_cli():
+    return run_harness
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write YAML text to a file in tmp_path and return its path."""
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+    return write
+
+
+def load_summary(out: Path) -> dict[str, Any]:
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture
+def bigbench_dir() -> Path:
+    if not BIGBENCH.is_dir():
+        pytest.skip(f"real BIG-bench data not found at {BIGBENCH} (../shared is absent)")
+    return BIGBENCH
