@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from .errors import HarnessError
 from .registry import PluginWarning, Registry, get_registry
@@ -123,7 +124,7 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
                       f"{info.package} {info.package_version} ({info.plugin}) v{info.cls.version}")
     out.print(table)
     for name, reason in registry.broken.items():
-        err.print(f"[yellow]plugin {name!r} not loaded: {reason}[/yellow]", highlight=False)
+        err.print(f"warning: plugin {name!r} not loaded: {reason}", style="yellow")
     return 0
 
 
@@ -237,14 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-    err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+    # markup off: names and messages are printed as they are (brackets included)
+    out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+    err = Console(stderr=True, highlight=False, markup=False,
+                  width=None if sys.stderr.isatty() else 200)
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
         return int(args.func(args, out, err))
     except HarnessError as exc:
-        err.print(f"[red]error:[/red] {exc.render()}", highlight=False, soft_wrap=True)
+        err.print(Text("error: ", style="bold red") + Text(exc.render()), soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted: finished cells are recorded; run again to resume")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .claims import format_claim_row
@@ -29,7 +30,7 @@ def aggregates_table(summary: dict[str, Any]) -> Table:
     for m in metrics:
         table.add_column(m, justify="right")
     for group, ms in sorted(summary["aggregates"].items()):
-        row = [group]
+        row = [escape(group)]
         for m in metrics:
             a = ms.get(m)
             row.append("" if a is None else f"{_num(a['mean'])} ± {_num(a['std'])} ({a['n']})")
@@ -42,17 +43,19 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     console.print(aggregates_table(summary))
     failed = [c for c in summary["cells"] if c["status"] != "ok"]
     for cell in failed:
-        console.print(f"[red]cell {cell['name']}: {cell['status']}[/red]"
-                      + (f" — {cell['error']}" if cell.get("error") else ""), highlight=False)
+        console.print(f"[red]cell {escape(cell['name'])}: {cell['status']}[/red]"
+                      + (f" — {escape(cell['error'])}" if cell.get("error") else ""),
+                      highlight=False, markup=True)
     if summary["claims"]:
-        console.print("[bold]claims[/bold]")
+        console.print("[bold]claims[/bold]", markup=True)
     for claim in summary["claims"]:
         mark = "[green]PASS[/green]" if claim["passed"] else "[red]FAIL[/red]"
-        console.print(f"  {mark} {claim['text']}", highlight=False)
+        console.print(f"  {mark} {escape(claim['text'])}", highlight=False, markup=True)
         for row in claim["groups"]:
-            console.print(f"       {format_claim_row(row, claim['quantity'])}", highlight=False)
+            console.print(f"       {escape(format_claim_row(row, claim['quantity']))}",
+                          highlight=False, markup=True)
         if claim.get("reason"):
-            console.print(f"       {claim['reason']}", highlight=False)
+            console.print(f"       {escape(claim['reason'])}", highlight=False, markup=True)
 
 
 def _img(path: Path) -> str:

@@ -215,14 +215,26 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
         doc.data["seeds"] = list(seeds)
         doc.locations[("seeds",)] = Location("--seeds")
     errors: list[SpecError] = []
-    model = validate_model(SpecModel, doc.data, (), doc, errors, what="the spec")
+    model = validate_model(SpecModel, doc.data, (), doc, errors)
     if model is None:
         raise SpecErrors(errors)
     assert isinstance(model, SpecModel)
+    for key, values in model.sweep.items():
+        where = doc.where(("sweep", key))
+        if key.split(".")[0] not in ("datasets", "models", "methods") or "." not in key:
+            errors.append(SpecError("a sweep path must start with datasets., models. or "
+                                    "methods. and name a component's param", location=where,
+                                    path=f"sweep.{key}", hint="e.g. methods.train.lr"))
+        elif not values:
+            errors.append(SpecError("a sweep needs at least one value", location=where,
+                                    path=f"sweep.{key}"))
+    if errors:
+        raise SpecErrors(errors)
     short = _short_names(list(model.sweep))
     points: list[SweepPoint] = []
     for values in _expand_sweep(model.sweep):
         data = copy.deepcopy(doc.data)
+        point_doc = Located(data, dict(doc.locations), doc.source)
         for key, value in values.items():
             try:
                 set_path(data, parse_path(key), value, f"sweep {key}")
@@ -231,8 +243,8 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
                                         location=doc.where(("sweep", key)),
                                         path=f"sweep.{key}", hint=exc.hint))
                 continue
-            doc.locations.setdefault(tuple(parse_path(key)), doc.where(("sweep", key)))
-        resolver = Resolver(registry, doc, data)
+            point_doc.locations[tuple(parse_path(key))] = doc.where(("sweep", key))
+        resolver = Resolver(registry, point_doc, data)
         sections = {sec: {name: resolver.top_level(sec, name) for name in data.get(sec, {})}
                     for sec in ("datasets", "models", "methods")}
         metrics = [resolver.resolve(m, ("metrics", i), "metric")

@@ -156,13 +156,3 @@ class SpecModel(Strict):
                 raise ValueError(f"component name {key!r}: use letters, digits and _ . + - only")
         return v
 
-    @field_validator("sweep")
-    @classmethod
-    def _sweep(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in v.items():
-            if not values:
-                raise ValueError(f"sweep {key!r} has no values")
-            if key.split(".")[0] not in ("datasets", "models", "methods"):
-                raise ValueError(f"sweep path {key!r} must start with datasets., models. "
-                                 "or methods.")
-        return v

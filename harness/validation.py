@@ -87,7 +87,8 @@ def errors_from_pydantic(exc: ValidationError, model: type[BaseModel], data: Any
         else:
             rel = _real_path(data, raw_loc)
             given = err.get("input")
-            message = f"{err['msg']}; got {_describe(given)}"
+            text = str(err["msg"]).removeprefix("Value error, ")
+            message = text if kind == "value_error" else f"{text}; got {_describe(given)}"
             if what:
                 message += f" (in {what})"
         full = prefix + rel
