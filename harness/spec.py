@@ -219,13 +219,13 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
     if model is None:
         raise SpecErrors(errors)
     assert isinstance(model, SpecModel)
-    for key, values in model.sweep.items():
+    for key, grid in model.sweep.items():
         where = doc.where(("sweep", key))
         if key.split(".")[0] not in ("datasets", "models", "methods") or "." not in key:
             errors.append(SpecError("a sweep path must start with datasets., models. or "
                                     "methods. and name a component's param", location=where,
                                     path=f"sweep.{key}", hint="e.g. methods.train.lr"))
-        elif not values:
+        elif not grid:
             errors.append(SpecError("a sweep needs at least one value", location=where,
                                     path=f"sweep.{key}"))
     if errors:
