@@ -128,8 +128,8 @@ class Resolver:
 
     def resolve(self, raw: Any, path: KeyPath, kind: str | None, label: str | None = None,
                 stack: tuple[str, ...] = ()) -> Component | None:
-        if isinstance(raw, Component):
-            raw = {"use": raw.use, **raw.raw_params}
+        if isinstance(raw, Component):  # a bare name may be a reference: treat it as text
+            raw = {"use": raw.use, **raw.raw_params} if raw.raw_params else raw.use
         if isinstance(raw, str):
             section = KIND_SECTIONS.get(kind or "")
             sections = [section] if section else ["datasets", "models", "methods"]

@@ -54,14 +54,21 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, source: st
              locations: dict[KeyPath, Location]) -> Any:
     locations[path] = _loc(source, node)
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
+        loader.flatten_mapping(node)  # `<<: *anchor` merge keys; explicit keys override them
         out: dict[Any, Any] = {}
+        from_merge: set[str] = set()
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise SpecError("a mapping key must be a plain scalar",
                                 location=_loc(source, key_node), path=format_path(path))
             # keys stay text as written: YAML 1.1 would turn `on:`/`yes:` into booleans
             key = key_node.value
+            if id(key_node) not in explicit:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)
+                del out[key]
             if key in out:
                 first = locations[path + (key,)]
                 raise SpecError(
