@@ -1,0 +1,343 @@
+"""Loss Change Allocation (adapters/lca): closed forms, the official adaptive Simpson
+bookkeeping, the observer inside the real classifier training, and the spec's claims."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from conftest import load_summary, run_harness
+from harness_adapters.generic.datasets import Digits
+from harness_adapters.generic.models import MLP
+from harness_adapters.generic.optimizers import Momentum
+from harness_adapters.generic.selection import UniformSelection
+from harness_adapters.generic.training import TrainClassifier, TrainClassifierParams
+from harness_adapters.lca.integrate import FullDataLoss, Layout, simpson_coefficients
+from harness_adapters.lca.metrics import LCASummary, summarize
+from harness_adapters.lca.observer import LossChangeAllocation
+from torch import nn
+
+from harness import CellResult, HarnessError, RunContext
+from harness.adapter import Component
+from harness.training import StepInfo, TrainingRun, snapshot
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def observe(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor,
+            thetas: list[dict[str, torch.Tensor]], tmp: Path, **params: Any) -> dict[str, Any]:
+    """Run the observer by hand over a given chain of parameter dicts."""
+    obs = LossChangeAllocation(LossChangeAllocation.Params(save=False, **params))
+    obs.on_start(RunContext(seed=0, work_dir=tmp), TrainingRun(model, loss_fn, x, y))
+    for t in range(len(thetas) - 1):
+        obs.on_step(StepInfo(t, thetas[t], thetas[t + 1], torch.arange(1), 0.0))
+    return obs.on_end()
+
+
+# -- Simpson weights ---------------------------------------------------------------------
+def test_simpson_coefficients_match_the_official_pattern() -> None:
+    assert simpson_coefficients(2) == [1, 4, 1]
+    assert simpson_coefficients(4) == [1, 4, 2, 4, 1]
+    assert simpson_coefficients(8) == [1, 4, 2, 4, 2, 4, 2, 4, 1]
+    for n in (2, 4, 8, 16, 32):
+        c = simpson_coefficients(n)
+        assert len(c) == n + 1 and sum(c) == 3 * n
+    with pytest.raises(ValueError):
+        simpson_coefficients(3)
+
+
+# -- a quadratic loss: LCA has a closed form ---------------------------------------------
+def test_quadratic_loss_matches_the_closed_form(tmp_path: Path) -> None:
+    """L(theta) = mean (x.w + b - y)^2 is quadratic: the mean gradient along a step is the
+    gradient at its midpoint, Simpson is exact, and the first-order residual is
+    0.5 d^T A d with A the (constant) Hessian."""
+    g = torch.Generator().manual_seed(0)
+    n, dim = 40, 5
+    x = torch.randn(n, dim, generator=g, dtype=torch.float64)
+    y = torch.randn(n, generator=g, dtype=torch.float64)
+    model = nn.Linear(dim, 1).double()
+
+    def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (out.squeeze(-1) - target) ** 2
+
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    thetas = [snapshot(model)]
+    for _ in range(8):  # minibatch steps: the full-data loss does not follow a gradient flow
+        idx = torch.randint(0, n, (8,), generator=g)
+        opt.zero_grad()
+        loss_fn(model(x[idx]), y[idx]).mean().backward()
+        opt.step()
+        thetas.append(snapshot(model))
+    out = observe(model, loss_fn, x, y, thetas, tmp_path)
+
+    z = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], 1)
+    hess = 2.0 / n * z.T @ z
+    lin = 2.0 / n * z.T @ y
+
+    def flat(th: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([th["weight"].reshape(-1), th["bias"].reshape(-1)])
+
+    totals = torch.zeros(dim + 1, dtype=torch.float64)
+    for t in range(8):
+        a, b = flat(thetas[t]), flat(thetas[t + 1])
+        d = b - a
+        lca = d * (hess @ ((a + b) / 2) - lin)
+        totals += lca
+        assert out["layers"][t, 0] == pytest.approx(lca[:dim].sum().item(), abs=1e-13)
+        assert out["layers"][t, 1] == pytest.approx(lca[dim].item(), abs=1e-13)
+        assert out["first_order_residual"][t] == pytest.approx(
+            0.5 * (d @ hess @ d).item(), rel=1e-9, abs=1e-14)
+        assert out["helped"][t] == pytest.approx((lca < 0).double().mean().item())
+    np.testing.assert_allclose(out["param_totals"], totals.numpy(), rtol=1e-10, atol=1e-14)
+    assert np.abs(out["residual"]).max() < 1e-12
+    assert list(out["splits"]) == [2] * 8   # exact at once: no splitting
+    assert out["evaluations"] == 1 + 8 * 2  # start, then end + midpoint per step
+    s = summarize(out)
+    assert s["lca_residual_rel"] < 1e-10 and s["lca_first_order_residual_rel"] > 1e-3
+
+
+# -- the official adaptive splitting -----------------------------------------------------
+class Scalar(nn.Module):
+    """One parameter w; every example's "logit" is w, its loss exp(c w)."""
+
+    def __init__(self, w: float) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([w], dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w.expand(len(x))
+
+
+def explicit_simpson(w0: float, w1: float, n: int, c: float) -> float:
+    """The official formula: coefficient vector . gradients / sum(coefficients) * delta."""
+    coeffs = np.array(simpson_coefficients(n), dtype=np.float64)
+    points = np.array([(1 - j / n) * w0 + (j / n) * w1 for j in range(n + 1)])
+    k = coeffs @ (c * np.exp(c * points)) / coeffs.sum()
+    return k * (w1 - w0)
+
+
+@pytest.mark.parametrize("tolerance, max_splits, splits", [
+    (1.0, 32, 2), (0.01, 32, 8), (1e-3, 32, 16), (1e-30, 32, 32), (1e-9, 4, 4)])
+def test_adaptive_splitting_doubles_until_the_tolerance(tmp_path: Path, tolerance: float,
+                                                        max_splits: int, splits: int) -> None:
+    """exp on [0, 3]: Simpson's error is -0.42, -0.031, -0.0021, -1.3e-4, -8.2e-6 for
+    2, 4, 8, 16, 32 pieces."""
+    c, w0, w1 = 1.0, 0.0, 3.0
+    model = Scalar(w0)
+    x = torch.zeros(3, 1, dtype=torch.float64)
+    y = torch.zeros(3)
+    out = observe(model, lambda o, t: torch.exp(c * o), x, y,
+                  [{"w": torch.tensor([w0], dtype=torch.float64)},
+                   {"w": torch.tensor([w1], dtype=torch.float64)}], tmp_path,
+                  tolerance=tolerance, max_splits=max_splits)
+    dl = math.exp(c * w1) - math.exp(c * w0)
+    expected = 2
+    while abs(dl - explicit_simpson(w0, w1, expected, c)) > tolerance and \
+            expected < max_splits:
+        expected *= 2
+    assert out["splits"][0] == expected == splits
+    assert out["layers"][0, 0] == pytest.approx(explicit_simpson(w0, w1, expected, c),
+                                                rel=1e-12)
+    assert out["residual"][0] == pytest.approx(dl - explicit_simpson(w0, w1, expected, c),
+                                               rel=1e-6, abs=1e-12)
+    assert out["evaluations"] == 2 + (expected - 1)  # every gradient computed once
+    s = summarize(out)
+    assert s["lca_steps_over_tolerance"] == float(abs(out["residual"][0]) > tolerance)
+    if tolerance == 1e-30:
+        assert expected == 32 and s["lca_steps_over_tolerance"] == 1.0  # capped, reported
+
+
+def test_first_order_variant_uses_the_start_gradient(tmp_path: Path) -> None:
+    c, w0, w1 = 1.0, 0.0, 0.5
+    out = observe(Scalar(w0), lambda o, t: torch.exp(c * o), torch.zeros(2, 1),
+                  torch.zeros(2), [{"w": torch.tensor([w0], dtype=torch.float64)},
+                                   {"w": torch.tensor([w1], dtype=torch.float64)}],
+                  tmp_path, integration="first_order")
+    assert out["splits"][0] == 0 and out["evaluations"] == 2
+    assert out["layers"][0, 0] == pytest.approx(c * math.exp(c * w0) * (w1 - w0))
+    assert out["residual"][0] == pytest.approx(math.exp(w1) - 1 - 0.5, rel=1e-9)
+
+
+def test_a_broken_chain_recomputes_the_start_point(tmp_path: Path) -> None:
+    w = [torch.tensor([v], dtype=torch.float64) for v in (0.0, 0.2, 0.5, 0.7)]
+    obs = LossChangeAllocation(LossChangeAllocation.Params(save=False))
+    obs.on_start(RunContext(seed=0), TrainingRun(Scalar(0.0), lambda o, t: o ** 2,
+                                                 torch.zeros(2, 1), torch.zeros(2)))
+    obs.on_step(StepInfo(0, {"w": w[0]}, {"w": w[1]}, torch.arange(1), 0.0))
+    obs.on_step(StepInfo(1, {"w": w[2]}, {"w": w[3]}, torch.arange(1), 0.0))  # jump
+    out = obs.on_end()
+    assert out["restarts"] == 1
+    np.testing.assert_allclose(out["loss_before"], [0.0, 0.25])
+    np.testing.assert_allclose(out["layers"].sum(), (0.04 - 0) + (0.49 - 0.25), atol=1e-14)
+
+
+# -- loss evaluation leaves the model alone; BatchNorm and dropout ------------------------
+def bn_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(8, 3))
+
+
+def ce(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return nn.functional.cross_entropy(out, y, reduction="none")
+
+
+def test_evaluation_does_not_disturb_the_model_and_handles_batchnorm() -> None:
+    model = bn_model()
+    x, y = torch.randn(50, 6), torch.randint(0, 3, (50,))
+    model.train()
+    model(x)  # give the running statistics a value
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    params = {n: p for n, p in model.named_parameters()}
+    layout = Layout(params)
+    theta = layout.flatten(params)
+    batch = FullDataLoss(model, ce, x, y, layout, 0, "batch")
+    loss1, grad1 = batch(theta)
+    loss2, grad2 = batch(theta)
+    assert loss1 == loss2 and torch.equal(grad1, grad2)  # dropout off: deterministic
+    assert model.training and all(m.training for m in model.modules())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k                # running stats untouched
+    assert all(p.grad is None for p in model.parameters())
+    # batch mode = BatchNorm on the chunk's statistics, dropout off
+    model.eval()
+    model[1].train()
+    ref = ce(model(x), y).mean().item()
+    model.load_state_dict(state)
+    assert loss1 == pytest.approx(ref, rel=1e-6)
+    model.eval()
+    running, _ = FullDataLoss(model, ce, x, y, layout, 0, "running")(theta)
+    assert running == pytest.approx(ce(model(x), y).mean().item(), rel=1e-6)
+    assert not model.training                             # restored to eval
+
+
+def test_chunking_gives_the_full_data_mean() -> None:
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    x, y = torch.randn(53, 6), torch.randint(0, 3, (53,))
+    params = dict(model.named_parameters())
+    layout = Layout(params)
+    theta = layout.flatten(params)
+    whole = FullDataLoss(model, ce, x, y, layout, 0, "batch", torch.float64)(theta)
+    chunks = FullDataLoss(model, ce, x, y, layout, 10, "batch", torch.float64)(theta)
+    assert whole[0] == pytest.approx(chunks[0], rel=1e-13)
+    torch.testing.assert_close(whole[1], chunks[1], rtol=1e-12, atol=1e-14)
+    grads = torch.autograd.grad(ce(model(x), y).mean(),
+                                list(model.parameters()))
+    torch.testing.assert_close(whole[1].float(), torch.cat([g.reshape(-1) for g in grads]),
+                               rtol=1e-4, atol=1e-6)
+
+
+# -- inside the real classifier training -------------------------------------------------
+def train_digits(tmp: Path, steps: int, observer: dict[str, Any] | None
+                 ) -> tuple[dict[str, Any], nn.Module]:
+    ctx = RunContext(seed=0, work_dir=tmp)
+    data = Digits().load(ctx)
+    model = MLP(MLP.Params(hidden=[100, 50])).build(ctx, data)
+    observers = [] if observer is None else [Component.resolved(
+        "lca/allocation", LossChangeAllocation, LossChangeAllocation.Params(**observer))]
+    params = TrainClassifierParams(
+        optimizer=Component.resolved("torch/momentum", Momentum, Momentum.Params(lr=0.05)),
+        selection=Component.resolved("selection/uniform", UniformSelection,
+                                     UniformSelection.Params()),
+        observers=observers, steps=steps)
+    return TrainClassifier(params).run(ctx, data, model), model
+
+
+def test_observer_in_classifier_training_and_first_order_breaks_the_1pct_claim(
+        tmp_path: Path) -> None:
+    out, model = train_digits(tmp_path / "simpson", 80, {})
+    _, plain = train_digits(tmp_path / "plain", 80, None)
+    for a, b in zip(model.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)                         # training is not disturbed
+    rec = out["observers"]["lca/allocation"]
+    s = LCASummary().compute(RunContext(seed=0), CellResult(None, model, out))
+    assert s["lca_steps"] == 80 and s["lca_restarts"] == 0
+    assert s["lca_loss_start"] == pytest.approx(math.log(10), rel=0.05)
+    # the observer's final loss is the training method's own final train loss
+    assert s["lca_loss_end"] == pytest.approx(out["scalars"]["train_loss"], rel=1e-5)
+    assert s["lca_residual_rel"] < 0.01 and s["lca_step_residual_max"] <= 1e-3
+    assert s["lca_first_order_ratio"] >= 10
+    assert 0.4 < s["lca_helped_fraction"] < 0.7
+    assert sum(v for k, v in s.items() if k.startswith("lca_layer/")) == pytest.approx(
+        s["lca_sum"], rel=1e-9)
+    assert (tmp_path / "simpson" / "lca_allocation.npz").exists()
+    assert rec["param_totals"].shape == (64 * 100 + 100 + 100 * 50 + 50 + 50 * 10 + 10,)
+
+    fo, _ = train_digits(tmp_path / "fo", 80, {"integration": "first_order"})
+    f = summarize(fo["observers"]["lca/allocation"])
+    assert f["lca_residual_rel"] > 0.01                  # the 1% claim fails
+    assert f["lca_first_order_ratio"] == pytest.approx(1.0)
+    assert f["lca_loss_change"] == pytest.approx(s["lca_loss_change"], rel=1e-9)
+
+
+def test_summary_without_the_observer_is_a_user_error() -> None:
+    with pytest.raises(HarnessError, match="no observer"):
+        LCASummary().compute(RunContext(seed=0), CellResult(None, None, {"observers": {}}))
+
+
+def test_params_are_validated() -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        LossChangeAllocation.Params(splits=3)
+
+
+# -- the spec through the real CLI -------------------------------------------------------
+def claims_by_metric(out: Path) -> dict[str, dict[str, Any]]:
+    return {c["metric"]: c for c in load_summary(out)["claims"]}
+
+
+@pytest.mark.slow
+def test_spec_reduced_passes_with_plots(tmp_path: Path) -> None:
+    res = run_harness("run", "specs/lca.yaml", "--out", str(tmp_path), "--seeds", "0")
+    assert res.returncode == 0, res
+    claims = claims_by_metric(tmp_path)
+    assert all(c["passed"] for c in claims.values())
+    for cell in load_summary(tmp_path)["cells"]:
+        m = cell["metrics"]
+        assert m["lca_residual_rel"] < 0.01 and m["lca_step_residual_max"] <= 1e-3
+        assert m["lca_first_order_ratio"] >= 10 and 0.5 <= m["lca_helped_fraction"] <= 0.6
+        assert m["lca_steps"] == 300 and m["accuracy"] > 0.9
+        art = tmp_path / "cells" / cell["id"] / "artifacts"
+        for name in ("lca_layers.png", "lca_param_totals.png", "lca_conservation.png",
+                     "lca_allocation.npz"):
+            assert (art / name).stat().st_size > 1000, name
+
+
+@pytest.mark.slow
+def test_spec_first_order_integration_fails_the_conservation_claims(tmp_path: Path) -> None:
+    res = run_harness("run", "specs/lca.yaml", "--out", str(tmp_path), "--seeds", "0",
+                      "--set", "methods.momentum.observers.0.integration=first_order",
+                      "--set", "methods.adam.observers.0.integration=first_order")
+    assert res.returncode == 1, res
+    claims = claims_by_metric(tmp_path)
+    assert not claims["lca_residual_rel"]["passed"]
+    assert not claims["lca_first_order_ratio"]["passed"]
+    for group in claims["lca_residual_rel"]["groups"]:
+        assert group["per_seed"]["0"]["value"] > 0.01
+
+
+@pytest.mark.slow
+def test_spec_without_splitting_at_high_lr_fails_residual_and_helped_claims(
+        tmp_path: Path) -> None:
+    res = run_harness("run", "specs/lca.yaml", "--out", str(tmp_path), "--seeds", "0",
+                      "--set", "methods.momentum.optimizer.lr=0.2",
+                      "--set", "methods.momentum.observers.0.max_splits=2")
+    assert res.returncode == 1, res
+    claims = claims_by_metric(tmp_path)
+    assert not claims["lca_step_residual_max"]["passed"]
+    assert not claims["lca_helped_fraction"]["passed"]
+    rows = {r["group"]: r for r in claims["lca_step_residual_max"]["groups"]}
+    assert rows["digits/mlp/adam"]["passed"]                 # Adam untouched still passes
+    record = json.loads(next(tmp_path.glob("cells/*momentum*/record.json")).read_text())
+    assert record["metrics"]["lca_splits_max"] == 2
