@@ -1,10 +1,15 @@
-"""Plugin package for the fop adapters (being implemented; registers nothing yet)."""
+"""First-Order Preconditioning (Moskovitz et al., arXiv:1910.08461) and Baydin et al.'s
+hypergradient descent (SGD-HD) as optimizer components, with an ill-conditioned quadratic
+benchmark. See ``optim.py`` for the algorithm and ``docs/fop.md`` for the derivation."""
 
 from __future__ import annotations
 
 from harness import Adapter, hookimpl
 
+from .components import ADAPTERS as COMPONENTS
+from .quadratic import ADAPTERS as QUADRATIC
+
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return []
+    return [*COMPONENTS, *QUADRATIC]
