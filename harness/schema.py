@@ -11,13 +11,18 @@ from .specmodel import SpecModel
 KINDS = {"datasets": "dataset", "models": "model", "methods": "method"}
 
 
+def _ref(key: str) -> str:
+    """A JSON pointer to ``$defs/key`` (``/`` in adapter names escaped as ``~1``)."""
+    return "#/$defs/" + key.replace("~", "~0").replace("/", "~1")
+
+
 def _rewrite_refs(node: Any, mapping: dict[str, str]) -> Any:
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/"):
                 name = value[len("#/$defs/"):]
-                out[key] = "#/$defs/" + mapping.get(name, name)
+                out[key] = _ref(mapping.get(name, name))
             else:
                 out[key] = _rewrite_refs(value, mapping)
         return out
@@ -47,7 +52,7 @@ def spec_schema(registry: Registry) -> dict[str, Any]:
         sub["title"] = name
         sub["description"] = f"{cls.kind}: {cls.description()}"
         defs[f"adapter:{name}"] = sub
-        by_kind.setdefault(cls.kind, []).append({"$ref": f"#/$defs/adapter:{name}"})
+        by_kind.setdefault(cls.kind, []).append({"$ref": _ref(f"adapter:{name}")})
     any_adapter = [ref for refs in by_kind.values() for ref in refs]
     defs["Component"] = {"anyOf": [{"type": "string", "description":
                                     "a top-level component's name or an adapter name"},
