@@ -36,10 +36,13 @@ def one_thread():
 
 
 def observe(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor,
-            thetas: list[dict[str, torch.Tensor]], tmp: Path, **params: Any) -> dict[str, Any]:
+            thetas: list[dict[str, torch.Tensor]], tmp: Path,
+            test: tuple[torch.Tensor, torch.Tensor] | None = None,
+            **params: Any) -> dict[str, Any]:
     """Run the observer by hand over a given chain of parameter dicts."""
     obs = LossChangeAllocation(LossChangeAllocation.Params(save=False, **params))
-    obs.on_start(RunContext(seed=0, work_dir=tmp), TrainingRun(model, loss_fn, x, y))
+    run = TrainingRun(model, loss_fn, x, y, *(test or (None, None)))
+    obs.on_start(RunContext(seed=0, work_dir=tmp), run)
     for t in range(len(thetas) - 1):
         obs.on_step(StepInfo(t, thetas[t], thetas[t + 1], torch.arange(1), 0.0))
     return obs.on_end()
@@ -66,6 +69,8 @@ def test_quadratic_loss_matches_the_closed_form(tmp_path: Path) -> None:
     n, dim = 40, 5
     x = torch.randn(n, dim, generator=g, dtype=torch.float64)
     y = torch.randn(n, generator=g, dtype=torch.float64)
+    x_te = torch.randn(15, dim, generator=g, dtype=torch.float64)
+    y_te = torch.randn(15, generator=g, dtype=torch.float64)
     model = nn.Linear(dim, 1).double()
 
     def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -79,11 +84,14 @@ def test_quadratic_loss_matches_the_closed_form(tmp_path: Path) -> None:
         loss_fn(model(x[idx]), y[idx]).mean().backward()
         opt.step()
         thetas.append(snapshot(model))
-    out = observe(model, loss_fn, x, y, thetas, tmp_path)
+    out = observe(model, loss_fn, x, y, thetas, tmp_path, (x_te, y_te), test_set=True)
 
-    z = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], 1)
-    hess = 2.0 / n * z.T @ z
-    lin = 2.0 / n * z.T @ y
+    def quadratic(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = torch.cat([x, torch.ones(len(x), 1, dtype=torch.float64)], 1)
+        return 2.0 / len(x) * z.T @ z, 2.0 / len(x) * z.T @ y
+
+    hess, lin = quadratic(x, y)
+    hess_te, lin_te = quadratic(x_te, y_te)
 
     def flat(th: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([th["weight"].reshape(-1), th["bias"].reshape(-1)])
@@ -99,10 +107,14 @@ def test_quadratic_loss_matches_the_closed_form(tmp_path: Path) -> None:
         assert out["first_order_residual"][t] == pytest.approx(
             0.5 * (d @ hess @ d).item(), rel=1e-9, abs=1e-14)
         assert out["helped"][t] == pytest.approx((lca < 0).double().mean().item())
+        lca_te = d * (hess_te @ ((a + b) / 2) - lin_te)   # the test loss, same step
+        assert out["test"]["layers"][t].sum() == pytest.approx(lca_te.sum().item(),
+                                                               abs=1e-13)
     np.testing.assert_allclose(out["param_totals"], totals.numpy(), rtol=1e-10, atol=1e-14)
     assert np.abs(out["residual"]).max() < 1e-12
+    assert np.abs(out["test"]["residual"]).max() < 1e-12
     assert list(out["splits"]) == [2] * 8   # exact at once: no splitting
-    assert out["evaluations"] == 1 + 8 * 2  # start, then end + midpoint per step
+    assert out["evaluations"] == 2 * (1 + 8 * 2)  # start, then end + midpoint; 2 sets
     s = summarize(out)
     assert s["lca_residual_rel"] < 1e-10 and s["lca_first_order_residual_rel"] > 1e-3
 
@@ -156,6 +168,21 @@ def test_adaptive_splitting_doubles_until_the_tolerance(tmp_path: Path, toleranc
     assert s["lca_steps_over_tolerance"] == float(abs(out["residual"][0]) > tolerance)
     if tolerance == 1e-30:
         assert expected == 32 and s["lca_steps_over_tolerance"] == 1.0  # capped, reported
+
+
+@pytest.mark.parametrize("test_set, splits", [(False, 2), (True, 16)])
+def test_adaptive_criterion_takes_the_worse_of_train_and_test(tmp_path: Path, test_set: bool,
+                                                              splits: int) -> None:
+    """Official criterion: max(|train residual|, |test residual|) > tolerance."""
+    thetas = [{"w": torch.tensor([v], dtype=torch.float64)} for v in (0.0, 3.0)]
+
+    def loss(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.exp(o * t)  # train: exp(0.1 w), nearly linear; test: exp(w)
+
+    out = observe(Scalar(0.0), loss, torch.zeros(2, 1), torch.full((2,), 0.1), thetas,
+                  tmp_path, (torch.zeros(2, 1), torch.ones(2)), test_set=test_set)
+    assert out["splits"][0] == splits
+    assert abs(out["residual"][0]) < 1e-6
 
 
 def test_first_order_variant_uses_the_start_gradient(tmp_path: Path) -> None:
