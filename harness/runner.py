@@ -80,11 +80,25 @@ def load_data(plan: CellPlan, progress: Progress | None = None) -> tuple[Any, st
     return _DATA_CACHE[key]
 
 
-def _jsonable(value: Any, limit: int = MAX_INLINE_OUTPUT) -> bool:
-    try:
-        return len(json.dumps(value)) <= limit
-    except (TypeError, ValueError):
-        return False
+_DROP = object()
+
+
+def _prune(value: Any) -> Any:
+    """The JSON-serializable part of ``value``: dicts and lists are kept item by item,
+    tensors, arrays, modules and other objects are dropped."""
+    if isinstance(value, dict):
+        out = {str(k): v for k, v in ((k, _prune(v)) for k, v in value.items()) if v is not _DROP}
+        return out
+    if isinstance(value, (list, tuple)):
+        items = [_prune(v) for v in value]
+        return _DROP if any(v is _DROP for v in items) else items
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return _DROP
+
+
+def _small(value: Any, limit: int = MAX_INLINE_OUTPUT) -> bool:
+    return len(json.dumps(value, default=str)) <= limit
 
 
 def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict[str, Any]:
@@ -133,8 +147,9 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         examples = outputs.get("examples")
         if isinstance(examples, list) and examples:
             atomic_write_jsonl(cell_dir / "examples.jsonl", examples)
-        record["outputs"] = {k: v for k, v in outputs.items()
-                             if k != "examples" and _jsonable(v)}
+        kept = {k: _prune(v) for k, v in outputs.items() if k != "examples"}
+        record["outputs"] = {k: v for k, v in kept.items()
+                             if v is not _DROP and v != {} and _small(v)}
         record["metrics"] = metrics
         record["status"] = "ok"
     except HarnessError as exc:

@@ -153,7 +153,9 @@ class TrainClassifier(Method):
         record()
         logits, acc, test_loss = evaluate(model, x_te, y_te)
         train_logits, train_acc, train_loss = evaluate(model, x_tr, y_tr)
-        observer_out = {o.name: o.on_end() for o in observers}
+        names = [o.name for o in observers]
+        observer_out = {(n if names.count(n) == 1 else f"{n}#{i}"): o.on_end()
+                        for i, (n, o) in enumerate(zip(names, observers, strict=True))}
         return {
             "model": model, "test_logits": logits, "test_targets": y_te,
             "train_logits": train_logits, "train_targets": y_tr,
