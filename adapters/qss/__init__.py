@@ -1,10 +1,26 @@
-"""Plugin package for the qss adapters (being implemented; registers nothing yet)."""
+"""Q(s,s') and Deep Deterministic Dynamics Gradients (Edwards et al., arXiv:2002.09505).
+
+Reinforcement learning written as a harness spec: environments are datasets
+(``qss/gridworld``, ``qss/gym``), agents are methods (``qss/q-learning``, ``qss/qss``,
+``qss/d3g``, ``qss/standard-qss``, ``qss/td3``, ``qss/random-policy``), and returns are
+metrics (``qss/episodes-to-optimal``, ``qss/final-return``, ``qss/return-curve``,
+``qss/forward-model-error``, ``qss/cycle-loss``). See ``docs/qss.md``.
+"""
 
 from __future__ import annotations
 
 from harness import Adapter, hookimpl
 
+from .deep_methods import D3G, TD3, RandomPolicy, StandardQSS
+from .gridworld import GridWorldDataset
+from .gymtask import GymEnvironment
+from .metrics import METRICS
+from .tabular import QSS, QLearning
+
+ADAPTERS: list[type[Adapter]] = [GridWorldDataset, GymEnvironment, QLearning, QSS, D3G,
+                                 StandardQSS, TD3, RandomPolicy, *METRICS]
+
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return []
+    return ADAPTERS

@@ -1,0 +1,275 @@
+"""Tabular Q(s,a)-learning and Q(s,s')-learning (QSS) agents on :class:`GridWorld`.
+
+Edwards, Sahni, Liu, Hung, Jain, Wang, Ecoffet, Miconi, Isbell & Yosinski, "Estimating
+Q(s,s') with Deep Deterministic Dynamics Gradients", ICML 2020, arXiv:2002.09505.
+Re-implemented from the description in the paper and ``toy_problems/`` of the official
+code (uber-research/D3G); no code was copied.
+
+QSS (``qss/qss``) learns a value over state pairs,
+``Q(s,s') <- Q(s,s') + alpha * (r + gamma * max_{s'' in N(s')} Q(s',s'') * (1 - terminal)
+- Q(s,s'))``, from observed transitions only (actions are never used by the update). To act
+it proposes the best reachable neighbour ``argmax_{s' in N(s)} Q(s,s')`` and asks an inverse
+dynamics model ``I(s,s')`` for an action:
+
+- ``inverse: learned`` (default; ``id_gridworld.py`` and the shuffled-action experiment):
+  a table of the action ids seen for each observed (s, s'); a random action id when the
+  pair was never observed, otherwise a uniform choice among the ids seen;
+- ``inverse: known`` (``model_gridworld.py``): the true inverse, a uniform choice among the
+  moves that lead from s to s' (bumping into a wall when s' = s).
+
+Q-learning (``qss/q-learning``) is the QSA baseline of ``vanilla_gridworld.py``.
+
+Shared details kept from the official code: values start at 0.001 (optimistic against
+the -1 step reward); greedy ties go to the first index (numpy argmax), neighbours in the
+order up, down, left, right; epsilon-greedy behaviour whose epsilon falls linearly per
+environment step from ``epsilon_start`` to ``epsilon_end`` over ``epsilon_decay_steps``;
+the time limit does not stop bootstrapping; the greedy policy is evaluated from the start
+state before training (episode 0) and after every training episode.
+
+Deviations: the official hyperparameters (alpha 0.01, epsilon decay over 100,000 steps,
+500-step episodes, 50,000 episodes) are defaults here, but the shipped spec uses tuned
+ones (see ``specs/qss-tabular.yaml``); evaluation episodes draw environment randomness
+from their own stream (``ctx.derive("eval")``) instead of sharing the training generator;
+a deterministic greedy evaluation that revisits a state (a loop that can never reach the
+goal) is ended early with the exact return it would have collected up to the time limit.
+``behavior: random`` trains on transitions of a uniformly random policy (learning from
+observations); ``next_state_choice: random`` replaces QSS's greedy next-state selection by
+a uniform choice (an ablation that must break the method).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from harness import Component, HarnessError, Method, Params, RunContext, component_field
+
+from .gridworld import GridWorld
+from .plots import plot_curves
+
+
+class TabularParams(Params):
+    episodes: int = Field(1000, ge=1, description="training episodes")
+    alpha: float = Field(0.01, gt=0, le=1, description="learning rate (official 0.01)")
+    gamma: float = Field(0.99, ge=0, le=1, description="discount")
+    q_init: float = Field(0.001, description="initial value of every entry (official 0.001)")
+    epsilon_start: float = Field(1.0, ge=0, le=1)
+    epsilon_end: float = Field(0.1, ge=0, le=1)
+    epsilon_decay_steps: int = Field(100_000, ge=1,
+                                     description="environment steps of the linear decay")
+    behavior: Literal["epsilon-greedy", "random"] = Field(
+        "epsilon-greedy", description="random: learn from a uniformly random policy's data")
+    eval_every: int = Field(1, ge=1, description="evaluate the greedy policy every N episodes")
+    eval_episodes: int = Field(1, ge=1, description="greedy episodes averaged per evaluation")
+    pretrain_env: Component | None = component_field(
+        "dataset", None, "train on this environment first, then transfer (e.g. unshuffled)")
+    pretrain_episodes: int = Field(0, ge=0)
+
+
+class QLearningAgent:
+    """Q(s,a) table; greedy = first argmax over action ids.
+
+    The max and first argmax of every row are cached and kept exact under updates (a
+    row is rescanned only when its argmax entry decreases), so 400 actions stay cheap.
+    """
+
+    def __init__(self, env: GridWorld, p: TabularParams, rng: np.random.Generator) -> None:
+        self.env, self.p, self.rng = env, p, rng
+        self.q = [[p.q_init] * env.n_actions for _ in range(env.n_states)]
+        self.vmax = [p.q_init] * env.n_states
+        self.amax = [0] * env.n_states
+
+    def reset_env(self, env: GridWorld) -> None:
+        if env.n_actions != self.env.n_actions or env.n_states != self.env.n_states:
+            raise HarnessError("transfer needs environments of the same size and actions")
+        self.env = env
+
+    def greedy(self, s: int) -> tuple[int, bool]:
+        return self.amax[s], False
+
+    def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        row = self.q[s]
+        target = r if terminal else r + self.p.gamma * self.vmax[s2]
+        value = row[a] + self.p.alpha * (target - row[a])
+        row[a] = value
+        best = self.vmax[s]
+        if value > best or (value == best and a < self.amax[s]):
+            self.vmax[s], self.amax[s] = value, a
+        elif a == self.amax[s] and value < best:
+            best = max(row)
+            self.vmax[s], self.amax[s] = best, row.index(best)
+
+
+class QSSAgent:
+    """Q(s,s') table over state pairs plus an inverse-dynamics lookup."""
+
+    def __init__(self, env: GridWorld, p: QSSParams, rng: np.random.Generator) -> None:
+        self.env, self.p, self.rng = env, p, rng
+        n = env.n_states
+        self.q = [[p.q_init] * n for _ in range(n)]
+        self.nbrs = env.neighbor_table()
+        self.inverse: dict[tuple[int, int], list[int]] = {}
+
+    def reset_env(self, env: GridWorld) -> None:
+        """Transfer: keep Q(s,s'), forget the inverse model (official shuffled setup)."""
+        if env.n_states != self.env.n_states:
+            raise HarnessError("transfer needs environments of the same size")
+        self.env = env
+        self.nbrs = env.neighbor_table()
+        self.inverse = {}
+
+    def propose(self, s: int) -> tuple[int, bool]:
+        """The next state to aim for, and whether it was drawn at random."""
+        nbrs = self.nbrs[s]
+        if self.p.next_state_choice == "random":
+            return nbrs[int(self.rng.integers(4))], True
+        row = self.q[s]
+        values = [row[n] for n in nbrs]
+        return nbrs[values.index(max(values))], False
+
+    def act_towards(self, s: int, s2: int) -> tuple[int, bool]:
+        if self.p.inverse == "known":
+            options = self.env.actions_between(s, s2)
+        else:
+            options = self.inverse.get((s, s2), [])
+        if not options:
+            return int(self.rng.integers(self.env.n_actions)), True
+        if len(options) == 1:
+            return options[0], False
+        return options[int(self.rng.integers(len(options)))], True
+
+    def greedy(self, s: int) -> tuple[int, bool]:
+        s2, rand1 = self.propose(s)
+        a, rand2 = self.act_towards(s, s2)
+        return a, rand1 or rand2
+
+    def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        q = self.q[s]
+        if terminal:
+            target = r
+        else:
+            row = self.q[s2]
+            target = r + self.p.gamma * max(row[n] for n in self.nbrs[s2])
+        q[s2] += self.p.alpha * (target - q[s2])
+        seen = self.inverse.setdefault((s, s2), [])
+        if a not in seen:
+            seen.append(a)
+
+
+class QSSParams(TabularParams):
+    inverse: Literal["learned", "known"] = Field(
+        "learned", description="inverse dynamics: a table learned from observed transitions, "
+        "or the true one")
+    next_state_choice: Literal["greedy", "random"] = Field(
+        "greedy", description="random: ablation that replaces argmax_s' Q(s,s') by chance")
+
+
+def evaluate(env: GridWorld, agent: Any, rng: np.random.Generator, episodes: int) -> float:
+    """Mean undiscounted return of the greedy policy from the start state."""
+    deterministic_env = env.stochasticity == 0
+    total = 0.0
+    for _ in range(episodes):
+        s, ret = env.start, 0.0
+        seen: dict[int, int] = {}
+        for t in range(env.max_steps):
+            a, was_random = agent.greedy(s)
+            if was_random or not deterministic_env:
+                seen.clear()
+            elif s in seen:  # a deterministic loop: the goal is never reached
+                ret += (env.max_steps - t) * env.step_reward
+                break
+            else:
+                seen[s] = t
+            s, r, terminal = env.step(s, a, rng)
+            ret += r
+            if terminal:
+                break
+        total += ret
+    return total / episodes
+
+
+def train(env: GridWorld, agent: Any, p: TabularParams, rng: np.random.Generator,
+          eval_rng: np.random.Generator | None, episodes: int,
+          tick: Any = None) -> tuple[list[list[float]], list[float], int]:
+    """Run ``episodes`` training episodes; returns (eval curve, train returns, steps)."""
+    eps = p.epsilon_start
+    decay = (p.epsilon_start - p.epsilon_end) / p.epsilon_decay_steps
+    curve: list[list[float]] = []
+    if eval_rng is not None:
+        curve.append([0, evaluate(env, agent, eval_rng, p.eval_episodes)])
+    returns: list[float] = []
+    steps = 0
+    n_actions = env.n_actions
+    random_behavior = p.behavior == "random"
+    for episode in range(1, episodes + 1):
+        s, ret = env.start, 0.0
+        for _ in range(env.max_steps):
+            if random_behavior or rng.random() < eps:
+                a = int(rng.integers(n_actions))
+            else:
+                a = agent.greedy(s)[0]
+            s2, r, terminal = env.step(s, a, rng)
+            agent.update(s, a, r, s2, terminal)
+            steps += 1
+            ret += r
+            if eps > p.epsilon_end:
+                eps -= decay
+            s = s2
+            if terminal:
+                break
+        returns.append(ret)
+        if eval_rng is not None and (episode % p.eval_every == 0 or episode == episodes):
+            curve.append([episode, evaluate(env, agent, eval_rng, p.eval_episodes)])
+        if tick is not None:
+            tick()
+    return curve, returns, steps
+
+
+class _TabularMethod(Method):
+    agent_cls: Any = None
+    label = ""
+
+    def run(self, ctx: RunContext, data: GridWorld, model: Any) -> dict[str, Any]:
+        if not isinstance(data, GridWorld):
+            raise HarnessError(f"{self.name} runs on a qss/gridworld environment",
+                               hint="use a dataset {use: qss/gridworld, ...}")
+        p = self.params
+        rng = ctx.derive("agent").rng
+        agent = self.agent_cls(data, p, rng)
+        pre_steps = 0
+        if p.pretrain_env is not None and p.pretrain_episodes:
+            pre_env = p.pretrain_env.build().load(ctx.derive("pretrain-env"))
+            agent.reset_env(pre_env)
+            _, _, pre_steps = train(pre_env, agent, p, rng, None, p.pretrain_episodes)
+            agent.reset_env(data)
+        with ctx.progress.task("episodes", total=p.episodes) as tick:
+            curve, returns, steps = train(data, agent, p, rng, ctx.derive("eval").rng,
+                                          p.episodes, tick)
+        plot_curves(ctx.artifact("return_curve.png"), {self.label: curve},
+                    title=f"{self.label} on {data.name}", xlabel="training episodes",
+                    hline=data.optimal_return())
+        return {"curve": curve, "train_returns": returns, "optimal_return":
+                data.optimal_return(), "episodes": p.episodes,
+                "scalars": {"train_steps": steps, "pretrain_steps": pre_steps}}
+
+
+class QLearning(_TabularMethod):
+    """Tabular Q(s,a)-learning with epsilon-greedy exploration (the QSA baseline)."""
+
+    name = "qss/q-learning"
+    version = "1"
+    Params = TabularParams
+    agent_cls = QLearningAgent
+    label = "Q-learning"
+
+
+class QSS(_TabularMethod):
+    """Tabular Q(s,s')-learning: greedy next-state proposal + inverse-dynamics lookup."""
+
+    name = "qss/qss"
+    version = "1"
+    Params = QSSParams
+    agent_cls = QSSAgent
+    label = "QSS"
