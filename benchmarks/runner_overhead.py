@@ -1,0 +1,85 @@
+"""How much the runner adds per cell: a spec of tiny cells run through `run_spec`
+(in-process executor: identity hashing, data fingerprint, records, index, summary)
+against the same adapter calls made directly, measured in the same run.
+
+    python benchmarks/runner_overhead.py [--cells 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from harness.adapter import CellResult
+from harness.cells import expand
+from harness.context import RunContext
+from harness.executors import InProcessExecutor
+from harness.provenance import apply_determinism
+from harness.registry import get_registry
+from harness.runner import run_spec
+from harness.spec import load_spec
+
+SPEC = """\
+name: overhead
+seeds: {seeds}
+datasets:
+  iris: {{use: sklearn/iris}}
+models:
+  mlp: {{use: torch/mlp, hidden: [8]}}
+methods:
+  train: {{use: torch/train-classifier, steps: 20}}
+metrics: [accuracy]
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cells", type=int, default=20)
+    args = parser.parse_args()
+    registry = get_registry()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "spec.yaml"
+        path.write_text(SPEC.format(seeds=list(range(args.cells))))
+        spec = load_spec(path, registry)
+        cells = expand(spec)
+
+        apply_determinism(threads=1, deterministic=True)  # the runner's settings, for both
+
+        def direct_cell(cell):  # the bare adapter calls, as a script would make them
+            data = cell.dataset_component.build().load(RunContext(seed=cell.data_seed))
+            ctx = RunContext(seed=cell.seed)
+            model = cell.model_component.build().build(ctx, data)
+            result = cell.method_component.build().run(ctx, data, model)
+            for metric in cell.point.metrics:
+                metric.build().compute(ctx, CellResult(data, model, result))
+
+        direct_cell(cells[0])  # warm-up: lazy imports and first-call costs
+        t0 = time.perf_counter()
+        for cell in cells:
+            direct_cell(cell)
+        direct = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        run_spec(spec, Path(tmp) / "out", executor=InProcessExecutor(),
+                 cache_dir=Path(tmp) / "cache")
+        harness_s = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        report = run_spec(spec, Path(tmp) / "out", executor=InProcessExecutor(),
+                          cache_dir=Path(tmp) / "cache")
+        reuse_s = time.perf_counter() - t0
+        assert len(report.skipped) == len(cells)
+
+    n = len(cells)
+    print(f"cells: {n}")
+    print(f"direct adapter calls: {direct:.3f} s ({direct / n * 1e3:.1f} ms/cell)")
+    print(f"harness run:          {harness_s:.3f} s ({harness_s / n * 1e3:.1f} ms/cell)")
+    print(f"overhead per cell:    {(harness_s - direct) / n * 1e3:.1f} ms "
+          f"(ratio {harness_s / direct:.2f}x)")
+    print(f"re-run, all reused:   {reuse_s:.3f} s ({reuse_s / n * 1e3:.1f} ms/cell)")
+
+
+if __name__ == "__main__":
+    main()
