@@ -1,10 +1,17 @@
-"""Plugin package for the supsup adapters (being implemented; registers nothing yet)."""
+"""Supermasks in Superposition (Wortsman et al., arXiv 2006.14769): task sequences from the
+digits, masked models, the SupSup training/inference method, a fine-tuning baseline and the
+continual-learning metrics. See docs/supsup.md."""
 
 from __future__ import annotations
 
 from harness import Adapter, hookimpl
 
+from .data import DATASETS
+from .metrics import METRICS
+from .models import MODELS
+from .train import METHODS
+
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return []
+    return [*DATASETS, *MODELS, *METHODS, *METRICS]
