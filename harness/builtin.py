@@ -8,4 +8,5 @@ from .hookspecs import hookimpl
 
 @hookimpl
 def harness_executors() -> list[type[Executor]]:
-    return list(BUILTIN_EXECUTORS)
+    from .dask_executor import DaskExecutor  # imports dask only when it runs
+    return [*BUILTIN_EXECUTORS, DaskExecutor]

@@ -117,10 +117,14 @@ def test_same_spec_same_numbers(write_spec, tmp_path: Path) -> None:
     assert ma[0] != ma[1]  # seeds differ
 
 
-def test_pool_executor_gives_the_same_numbers(write_spec, tmp_path: Path) -> None:
+@pytest.mark.parametrize("executor", ["pool", "dask"])
+def test_parallel_executors_give_the_same_numbers(executor, write_spec, tmp_path: Path) -> None:
+    if executor == "dask":
+        pytest.importorskip("distributed")
     spec = write_spec(FAST)
     a = run_harness("run", str(spec), "--out", str(tmp_path / "a"))
-    b = run_harness("run", str(spec), "--out", str(tmp_path / "b"), "--jobs", "2")
+    b = run_harness("run", str(spec), "--out", str(tmp_path / "b"), "--jobs", "2",
+                    "--executor", executor)
     assert a.returncode == b.returncode == 0, b
     key = lambda s: sorted((c["name"], c["metrics"]["accuracy"]) for c in s["cells"])  # noqa: E731
     assert key(load_summary(tmp_path / "a")) == key(load_summary(tmp_path / "b"))
