@@ -182,21 +182,21 @@ class Minimize(Method):
     @staticmethod
     def _spectrum(ctx: RunContext, data: Quadratic, opt: FOP, out: dict[str, Any]
                   ) -> dict[str, float]:
-        """The learned P against the Newton preconditioner (eps A)^-1; eff. condition of PA."""
-        p_mat = opt.preconditioners()["theta"].double()
-        eig = torch.linalg.eigvalsh(p_mat)
+        """The learned P against the Newton preconditioner (eps A)^-1, and cond(PA)."""
+        m = opt.state[next(iter(opt.param_groups[0]["params"]))]["M"].double()
+        eig = torch.linalg.eigvalsh(m @ m.t())
         lr = opt.param_groups[0]["lr"]
         newton = sorted((1.0 / (lr * data.eigenvalues)).tolist())
-        # P A is similar to P^1/2 A P^1/2: its eigenvalues are real and positive
-        pa = torch.linalg.eigvals(p_mat @ data.a).real
-        eff = float(pa.max() / pa.min())
+        # P A = M M^T A has the eigenvalues of the symmetric M^T A M
+        pa = torch.linalg.eigvalsh(m.t() @ data.a @ m)
+        eff = float(pa.max() / pa.min()) if float(pa.min()) > 0 else math.inf
         out["spectrum"] = {"theta": eig.tolist(), "newton (eps A)^-1": newton}
         plot_spectra(ctx.artifact("preconditioner_spectrum.png"),
                      {"learned P": eig.tolist(), "(eps A)^-1": newton},
                      title=f"fop/quadratic d={data.dim}, condition {data.condition:g}: "
                            f"cond(PA)={eff:.3g}")
         return {"p_eig_min": float(eig.min()), "p_eig_max": float(eig.max()),
-                "effective_condition": eff}
+                "effective_condition": eff, "condition": data.condition}
 
 
 ADAPTERS = [QuadraticData, QuadraticIterate, Minimize]

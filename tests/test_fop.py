@@ -1,0 +1,337 @@
+"""FOP and SGD-HD: hypergradients against autograd and finite differences, the P = cI
+special case against SGD-HD bit for bit, Baydin's update rule, the quadratic benchmark's
+exact iteration count, and (slow) the spec through the real CLI, including a broken FOP
+whose quadratic claim must fail."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import run_harness
+from harness_adapters.fop.hd import SGDHD
+from harness_adapters.fop.optim import FOP, hypergradient, layout_for
+from harness_adapters.fop.quadratic import Iterate, Minimize, QuadraticData
+
+from harness import RunContext
+
+SPEC = Path(__file__).resolve().parents[1] / "specs" / "fop.yaml"
+
+
+def tiny_net() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 3), torch.nn.Tanh(), torch.nn.Flatten(),
+        torch.nn.Linear(3 * 4 * 4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
+    x = torch.randn(16, 2, 6, 6, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (16,), generator=g)
+    return net, x, y
+
+
+def loss_at(net: torch.nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor,
+            y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(torch.func.functional_call(net, params, (x,)), y)
+
+
+def backward(net: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor,
+             y: torch.Tensor) -> None:
+    opt.zero_grad()
+    F.cross_entropy(net(x), y).backward()
+
+
+# -- the hypergradient -----------------------------------------------------------------
+@pytest.mark.parametrize("dense_side,momentum", [("input", 0.0), ("input", 0.9),
+                                                 ("output", 0.5)])
+def test_hypergradient_matches_autograd_and_finite_differences(dense_side: str,
+                                                                momentum: float) -> None:
+    """The M-hypergradient FOP applies equals d J(theta_{k+1}(M)) / dM at M_k, where
+    theta_{k+1}(M) = theta_k - eps U_k M M^T, by autograd and by central differences."""
+    net, x, y = tiny_net()
+    eps = 0.3
+    opt = FOP(net.parameters(), lr=eps, meta_lr=0.5, momentum=momentum, dense_side=dense_side)
+    names = [n for n, _ in net.named_parameters()]
+    params = dict(net.named_parameters())
+    for _ in range(3):  # move M away from the identity first
+        theta_k = {n: p.detach().clone() for n, p in params.items()}
+        backward(net, opt, x, y)
+        opt.step()
+    st = {n: opt.state[params[n]] for n in names}
+    lays = {n: st[n]["layout"] for n in names}
+    assert all(lay is not None for lay in lays.values())
+    m_k = {n: st[n]["M"].clone() for n in names}
+    assert any((m_k[n] - torch.eye(len(m_k[n]), dtype=torch.float64)).abs().max() > 1e-3
+               for n in names)
+    u_k = {n: st[n]["prev"].clone() for n in names}
+
+    def theta_next(ms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {n: theta_k[n] - eps * lays[n].from_block(u_k[n] @ ms[n] @ ms[n].t())
+                for n in names}
+
+    # the optimizer really took that step
+    for n in names:
+        torch.testing.assert_close(theta_next(m_k)[n], params[n].detach(), rtol=0, atol=1e-13)
+    mv = {n: m_k[n].clone().requires_grad_(True) for n in names}
+    auto = dict(zip(names, torch.autograd.grad(loss_at(net, theta_next(mv), x, y),
+                                               [mv[n] for n in names]), strict=True))
+    backward(net, opt, x, y)
+    opt.step()  # computes dJ(theta_{k+1})/dM_k from the gradient at theta_{k+1}
+    g = torch.Generator().manual_seed(1)
+    for n in names:
+        analytic = st[n]["hypergradient"]
+        rel = float((analytic - auto[n]).norm() / auto[n].norm())
+        assert rel < 1e-4, (n, rel)
+        # central finite differences along two random directions
+        for _ in range(2):
+            d = torch.randn(m_k[n].shape, generator=g, dtype=torch.float64)
+            h = 1e-6
+            plus = {**m_k, n: m_k[n] + h * d}
+            minus = {**m_k, n: m_k[n] - h * d}
+            with torch.no_grad():
+                fd = (loss_at(net, theta_next(plus), x, y)
+                      - loss_at(net, theta_next(minus), x, y)) / (2 * h)
+            exact = float((analytic * d).sum())
+            assert abs(float(fd) - exact) <= 1e-4 * max(abs(exact), 1e-8), (n, float(fd), exact)
+
+
+def test_scalar_hypergradient_matches_autograd() -> None:
+    net, x, y = tiny_net()
+    eps, c0 = 0.3, 0.8
+    opt = FOP(net.parameters(), lr=eps, meta_lr=0.2, momentum=0.9, structure="scalar",
+              init_scale=c0)
+    params = dict(net.named_parameters())
+    for _ in range(3):
+        theta_k = {n: p.detach().clone() for n, p in params.items()}
+        backward(net, opt, x, y)
+        opt.step()
+    c_k = opt.scalar_state["c"]
+    dirs = {n: opt.state[p]["momentum_buffer"].clone() for n, p in params.items()}
+    c = torch.tensor(c_k, dtype=torch.float64, requires_grad=True)
+    nxt = {n: theta_k[n] - eps * c * dirs[n] for n in params}
+    (auto,) = torch.autograd.grad(loss_at(net, nxt, x, y), [c])
+    backward(net, opt, x, y)
+    opt.step()
+    assert abs(opt.scalar_state["hypergradient"] - float(auto)) < 1e-10 * abs(float(auto))
+
+
+def test_hypergradient_association_independent() -> None:
+    """Both ways of associating the products give the same matrix."""
+    g = torch.Generator().manual_seed(3)
+    for rows, cols in [(2, 40), (64, 9), (5, 5)]:
+        gr = torch.randn(rows, cols, generator=g, dtype=torch.float64)
+        up = torch.randn(rows, cols, generator=g, dtype=torch.float64)
+        m = torch.randn(cols, cols, generator=g, dtype=torch.float64)
+        ref = -0.7 * (up.t() @ gr + gr.t() @ up) @ m
+        torch.testing.assert_close(hypergradient(gr, up, m, 0.7), ref)
+
+
+# -- the special cases -----------------------------------------------------------------
+@pytest.mark.parametrize("momentum,nesterov,wd", [(0.0, False, 0.0), (0.5, False, 0.0),
+                                                  (0.5, True, 0.0), (0.5, False, 0.125)])
+def test_scalar_fop_equals_sgd_hd_exactly(momentum: float, nesterov: bool, wd: float) -> None:
+    """P restricted to cI: FOP's updates are SGD-HD's with alpha = eps c, beta = rho eps^2,
+    bit for bit (powers-of-two constants make those products exact)."""
+    net, x, y = tiny_net()
+    n1, n2 = copy.deepcopy(net), copy.deepcopy(net)
+    eps, c0, rho = 0.5, 0.25, 2.0**-4
+    o1 = FOP(n1.parameters(), lr=eps, meta_lr=rho, momentum=momentum, nesterov=nesterov,
+             weight_decay=wd, structure="scalar", init_scale=c0)
+    o2 = SGDHD(n2.parameters(), lr=eps * c0, momentum=momentum, nesterov=nesterov,
+               weight_decay=wd, hypergrad_lr=rho * eps**2)
+    lrs = []
+    for _ in range(25):
+        for n, o in ((n1, o1), (n2, o2)):
+            backward(n, o, x, y)
+            o.step()
+        for a, b in zip(n1.parameters(), n2.parameters(), strict=True):
+            assert torch.equal(a, b)
+        assert eps * o1.scalar_state["c"] == o2.param_groups[0]["lr"]
+        lrs.append(o2.param_groups[0]["lr"])
+    assert len(set(lrs)) > 20  # the learning rate really moved
+
+
+def test_scalar_fop_matches_sgd_hd_any_constants() -> None:
+    net, x, y = tiny_net()
+    n1, n2 = copy.deepcopy(net), copy.deepcopy(net)
+    eps, c0, rho = 0.3, 0.7, 0.013
+    o1 = FOP(n1.parameters(), lr=eps, meta_lr=rho, momentum=0.9, structure="scalar",
+             init_scale=c0)
+    o2 = SGDHD(n2.parameters(), lr=eps * c0, momentum=0.9, hypergrad_lr=rho * eps**2)
+    for _ in range(25):
+        for n, o in ((n1, o1), (n2, o2)):
+            backward(n, o, x, y)
+            o.step()
+    for a, b in zip(n1.parameters(), n2.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_meta_lr_zero_is_the_base_optimizer(momentum: float, nesterov: bool) -> None:
+    net, x, y = tiny_net()
+    n1, n2 = copy.deepcopy(net), copy.deepcopy(net)
+    o1 = FOP(n1.parameters(), lr=0.2, meta_lr=0.0, momentum=momentum, nesterov=nesterov)
+    o2 = torch.optim.SGD(n2.parameters(), lr=0.2, momentum=momentum, nesterov=nesterov)
+    for _ in range(10):
+        for n, o in ((n1, o1), (n2, o2)):
+            backward(n, o, x, y)
+            o.step()
+    for a, b in zip(n1.parameters(), n2.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
+
+
+def test_sgd_hd_follows_baydins_rule() -> None:
+    """Hand-computed: lr_t = lr_{t-1} + beta <g_t, d_{t-1}> with d the post-momentum
+    direction (zeros before the first step), lr updated before the step that uses it."""
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0], dtype=torch.float64))
+    a = np.array([[3.0, 0.5], [0.5, 1.0]])
+    opt = SGDHD([w], lr=0.1, momentum=0.5, hypergrad_lr=0.01)
+    th, lr, buf, d_prev = np.array([1.0, -2.0]), 0.1, None, np.zeros(2)
+    for _ in range(4):
+        opt.zero_grad()
+        (0.5 * w @ torch.tensor(a) @ w).backward()
+        opt.step()
+        g = a @ th
+        lr = lr + 0.01 * float(g @ d_prev)
+        buf = g.copy() if buf is None else 0.5 * buf + g
+        th = th - lr * buf
+        d_prev = buf.copy()
+        np.testing.assert_allclose(w.detach().numpy(), th, rtol=1e-13)
+        assert abs(opt.param_groups[0]["lr"] - lr) < 1e-15
+    assert lr > 0.1  # successive gradients align here: the learning rate grows
+
+
+# -- structure -------------------------------------------------------------------------
+def test_layouts() -> None:
+    conv = layout_for((32, 16, 3, 3))
+    assert (conv.rows, conv.cols) == (512, 9)  # spatial P shared by all channel pairs
+    dense_in = layout_for((64, 512))
+    dense_out = layout_for((64, 512), dense_side="output")
+    assert (dense_in.cols, dense_out.cols, dense_out.rows) == (512, 64, 512)
+    w = torch.arange(64 * 512.0).reshape(64, 512)
+    assert torch.equal(dense_out.from_block(dense_out.to_block(w)), w)
+    assert layout_for((10,)).cols == 10 and layout_for((10,), vectors="none") is None
+    assert layout_for((64, 2000)) is None and layout_for((64, 512), dense_side="none") is None
+    assert layout_for(()) is None
+
+
+def test_conv_update_shares_one_spatial_preconditioner() -> None:
+    conv = torch.nn.Conv2d(4, 5, 3).double()
+    opt = FOP(conv.parameters(), lr=0.1, meta_lr=0.0)
+    m = torch.randn(9, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    before = conv.weight.detach().clone()
+    conv.weight.grad = torch.randn_like(conv.weight)
+    conv.bias.grad = torch.zeros_like(conv.bias)
+    opt.step()  # initializes state with M = I
+    opt.state[conv.weight]["M"] = m.clone()
+    before = conv.weight.detach().clone()
+    opt.step()
+    step = (before - conv.weight.detach()) / 0.1
+    p = m @ m.t()
+    for co in range(5):
+        for ci in range(4):
+            torch.testing.assert_close(step[co, ci].reshape(9),
+                                       p @ conv.weight.grad[co, ci].reshape(9))
+
+
+def test_preconditioner_stays_psd_under_large_meta_steps() -> None:
+    net, x, y = tiny_net()
+    opt = FOP(net.parameters(), lr=0.1, meta_lr=5.0)
+    for _ in range(20):
+        backward(net, opt, x, y)
+        opt.step()
+    for pmat in opt.preconditioners().values():
+        eig = torch.linalg.eigvalsh(pmat)
+        assert float(eig.min()) >= -1e-10 * max(1.0, float(eig.max()))
+
+
+# -- the quadratic benchmark -----------------------------------------------------------
+def test_quadratic_dataset() -> None:
+    data = QuadraticData(QuadraticData.Params(dim=12, condition=50.0)).load(RunContext(seed=4))
+    a = data.a
+    assert torch.allclose(a, a.t())
+    eig = torch.linalg.eigvalsh(a)
+    assert math.isclose(float(eig.max() / eig.min()), 50.0, rel_tol=1e-9)
+    assert float(data.loss(data.theta_star)) == 0.0
+    assert math.isclose(float((data.theta0 - data.theta_star).norm()), 1.0, rel_tol=1e-12)
+
+
+def test_minimize_counts_iterations_exactly() -> None:
+    """Axis-aligned quadratic + SGD: the loss after t steps is known in closed form."""
+    from harness_adapters.generic.optimizers import SGD
+
+    from harness import Component
+
+    data = QuadraticData(QuadraticData.Params(dim=6, condition=20.0, rotate=False)).load(
+        RunContext(seed=1))
+    lr, tol = 0.3, 1e-5
+    comp = Component.resolved("torch/sgd", SGD, SGD.Params(lr=lr))
+    method = Minimize(Minimize.Params(optimizer=comp, steps=600, tol=tol))
+    out = method.run(RunContext(seed=0), data, Iterate(data.theta0))
+    lam = data.eigenvalues.numpy()
+    e0 = (data.theta0 - data.theta_star).numpy()
+
+    def rel(t: int) -> float:
+        return float((lam * e0**2 * (1 - lr * lam) ** (2 * t)).sum() / (lam * e0**2).sum())
+
+    expected = next(t for t in range(1, 601) if rel(t) <= tol)
+    assert out["scalars"]["iterations"] == expected
+    assert math.isclose(out["scalars"]["final_loss"], rel(600), rel_tol=1e-6)
+    assert out["scalars"]["diverged"] == 0.0
+
+
+# -- the spec through the CLI ----------------------------------------------------------
+QUAD_ONLY = "cells.only=[{dataset: quadratic, model: iterate, method: [min-sgd, min-fop]}]"
+
+
+def _claims(out: Path) -> dict[str, dict]:
+    summary = json.loads((out / "summary.json").read_text())
+    return {c["text"]: c for c in summary["claims"]}
+
+
+@pytest.mark.slow
+def test_spec_quadratic_claims_hold(tmp_path: Path) -> None:
+    res = run_harness("run", str(SPEC), "--out", str(tmp_path), "--set", QUAD_ONLY)
+    assert res.returncode == 1, res  # the digits claims have no cells in this reduced run
+    claims = _claims(tmp_path)
+    it = next(c for t, c in claims.items() if t.startswith("quadratic: FOP needs"))
+    assert it["passed"], it
+    ratios = [v["value"] for v in it["groups"][0]["per_seed"].values()]
+    assert len(ratios) == 3 and all(0.5 < r <= 0.95 for r in ratios), ratios
+    div = next(c for t, c in claims.items() if t.startswith("quadratic: FOP does not"))
+    assert div["passed"]
+
+
+@pytest.mark.slow
+def test_spec_quadratic_claim_fails_with_flipped_hypergradient(tmp_path: Path) -> None:
+    res = run_harness("run", str(SPEC), "--out", str(tmp_path), "--set", QUAD_ONLY,
+                      "--set", "methods.min-fop.optimizer.hypergradient_sign=-1")
+    assert res.returncode == 1, res
+    claims = _claims(tmp_path)
+    it = next(c for t, c in claims.items() if t.startswith("quadratic: FOP needs"))
+    assert not it["passed"]
+    assert it["groups"][0]["seeds_passed"] == 0, it
+
+
+@pytest.mark.slow
+def test_spec_digits_through_generic_training(tmp_path: Path) -> None:
+    res = run_harness(
+        "run", str(SPEC), "--out", str(tmp_path), "--seeds", "0",
+        "--set", "cells.only=[{dataset: digits, model: cnn, method: [train-sgd, train-fop]}]",
+        "--set", "methods.train-sgd.epochs=4", "--set", "methods.train-fop.epochs=4")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    cells = {c["axes"]["method"]: c for c in summary["cells"]}
+    assert all(c["status"] == "ok" for c in cells.values()), res
+    fop, sgd = cells["train-fop"]["metrics"], cells["train-sgd"]["metrics"]
+    assert fop["accuracy"] > 0.85 and sgd["accuracy"] > 0.85, (fop, sgd)
+    assert fop["p_blocks"] == 8 and fop["p_eig_min"] < 1.0 < fop["p_eig_max"] + 1e-2
+    assert fop["step_ms"] > 0 and sgd["optimizer_step_ms"] > 0
+    arts = list(tmp_path.rglob("preconditioner_spectrum.png"))
+    assert len(arts) == 1 and "train-fop" in str(arts[0])
