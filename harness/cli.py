@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,52 @@ def _plugins_line(registry: Registry) -> str:
     return "plugins: " + ", ".join(pkgs)
 
 
+class RunProgress:
+    """Cells done, the current cell and its steps: a live bar on a terminal, one line
+    per finished cell otherwise (logs, CI)."""
+
+    def __init__(self, console: Console, spec_name: str, out_dir: Path) -> None:
+        self.console, self.spec_name, self.out_dir = console, spec_name, out_dir
+        self.n = self.total = 0
+        self.bar: Any = None
+
+    def __enter__(self) -> RunProgress:
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                MofNCompleteColumn(), console=self.console, transient=True)
+            self.bar.start()
+            self.cells = self.bar.add_task("cells", total=None)
+            self.steps = self.bar.add_task("", total=None, visible=False)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def on_event(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "plan":
+            self.total = info["todo"]
+            self.console.print(f"{self.spec_name}: {info['todo']} cell(s) to run, "
+                               f"{info['done']} already done -> {self.out_dir}")
+            if self.bar is not None:
+                self.bar.update(self.cells, total=self.total)
+        elif kind == "cell":
+            self.n += 1
+            rec = info["record"]
+            took = rec.get("timings", {}).get("total_s", 0.0)
+            mark = ("ok" if rec["status"] == "ok"
+                    else f"FAILED: {rec['error']['message'].splitlines()[0]}")
+            self.console.print(f"[{self.n}/{self.total}] {info['plan'].name} {mark} "
+                               f"({took:.1f}s)")
+            if self.bar is not None:
+                self.bar.update(self.cells, completed=self.n)
+        elif kind == "step" and self.bar is not None:
+            label = f"  {info['cell']}: {info['label']}"
+            self.bar.update(self.steps, description=label, completed=info["done"],
+                            total=info["total"], visible=True)
+
+
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .report import print_summary
     from .runner import run_spec
@@ -66,30 +111,9 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                            hint="available: " + ", ".join(sorted(executors)))
     executor = executors[name](jobs=args.jobs)
     err.print(_plugins_line(registry), highlight=False)
-    state = {"total": 0, "n": 0, "t": time.perf_counter(), "last": 0.0}
-
-    def on_event(kind: str, info: dict[str, Any]) -> None:
-        if kind == "plan":
-            state["total"] = info["todo"]
-            err.print(f"{spec.name}: {info['todo']} cell(s) to run, {info['done']} already "
-                      f"done -> {out_dir}", highlight=False)
-        elif kind == "cell":
-            state["n"] += 1
-            rec = info["record"]
-            status = rec["status"]
-            took = rec.get("timings", {}).get("total_s", 0.0)
-            mark = "ok" if status == "ok" else f"FAILED: {rec['error']['message'].splitlines()[0]}"
-            err.print(f"[{state['n']}/{state['total']}] {info['plan'].name} {mark} ({took:.1f}s)",
-                      highlight=False)
-        elif kind == "step" and err.is_terminal and info["total"]:
-            now = time.perf_counter()
-            if now - state["last"] > 0.5 or info["done"] == info["total"]:
-                state["last"] = now
-                err.print(f"  {info['cell']}: {info['label']} {info['done']}/{info['total']}",
-                          end="\r", highlight=False)
-
-    report = run_spec(spec, out_dir, executor=executor, cache_dir=default_cache(),
-                      force=args.force, on_event=on_event, hook=registry.pm.hook)
+    with RunProgress(err, spec.name, out_dir) as progress:
+        report = run_spec(spec, out_dir, executor=executor, cache_dir=default_cache(),
+                          force=args.force, on_event=progress.on_event, hook=registry.pm.hook)
     if args.json:
         print(json.dumps(report.summary, indent=2))
     else:
