@@ -144,10 +144,13 @@ class StandardQSSAgent:
         self.log["critic_loss"] = critic_loss.item()
         self.train_dynamics(b)
         if self.total_it % self.cfg.policy_freq == 0:
-            loss = self.model_loss(b.state)
-            _step_params(self.model_opt, loss, list(self.model.parameters()))
+            self.update_model(b.state)
             soft_update(self.critic, self.critic_target, self.cfg.tau)
             soft_update(self.model, self.model_target, self.cfg.tau)
+
+    def update_model(self, state: torch.Tensor) -> None:
+        """One Adam step of the next-state model on its loss (the delayed update)."""
+        _step_params(self.model_opt, self.model_loss(state), list(self.model.parameters()))
 
 
 class D3GAgent(StandardQSSAgent):
