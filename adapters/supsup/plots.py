@@ -18,11 +18,13 @@ def plot_per_task(path: Path, after: list[float], final: list[float],
     """Accuracy per task: right after learning it, after the last task (GG), and GN."""
     plt = _plt()
     tasks = list(range(len(final)))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(tasks) + 2), 3.6))
-    ax.plot(tasks, after, "o-", label="just after learning the task")
-    ax.plot(tasks, final, "s-", label="after the last task (task given, GG)")
+    fig, ax = plt.subplots(figsize=(min(14.0, max(5.0, 0.35 * len(tasks) + 2)), 3.6))
+    marks = len(tasks) <= 60
+    ax.plot(tasks, after, "o-" if marks else "-", label="just after learning the task")
+    ax.plot(tasks, final, "s-" if marks else "-", label="after the last task (task given, GG)")
     if gn is not None:
-        ax.plot(tasks, gn, "^--", label="after the last task (task inferred, GN)")
+        ax.plot(tasks, gn, "^--" if marks else "--",
+                label="after the last task (task inferred, GN)")
     ax.set_xlabel("task")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
