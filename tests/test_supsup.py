@@ -130,6 +130,27 @@ def test_oneshot_and_binary_sign_convention(monkeypatch: pytest.MonkeyPatch) -> 
     assert inference.binary(**run, pick="argmax") == 4
 
 
+def test_batched_oneshot_equals_autograd_through_alphas(tasks4) -> None:
+    ctx = RunContext(seed=8)
+    model = MaskedMLP(MaskedMLP.Params(hidden=[64, 64], outputs=40)).build(ctx, tasks4)
+    method = SupSupTrain(SupSupTrain.Params(optimizer=comp(RMSprop, lr=1e-3), steps=20))
+    for t in range(4):
+        set_task(model, t)
+        data = tasks4.task(t)
+        method._train_task(ctx, model, task_scores(model, t), data.x_train, data.y_train, t)
+    cache_masks(model, 4)
+    set_num_tasks_learned(model, 4)
+    batches = [tasks4.task(t % 4).x_test[16 * t:16 * t + 16] for t in range(8)]
+    for name, objective in inference.OBJECTIVES.items():
+        batched = inference.superposed_gradients(model, batches, 4, objective, 10)
+        for b, x in enumerate(batches):
+            ref = inference.alpha_gradient(model, x, torch.full((4,), 0.25), objective, 10)
+            assert torch.allclose(batched[:, b], ref, rtol=1e-4, atol=1e-7), name
+            assert inference.oneshot(model, x, 4, objective, 10) == int(batched[:, b].argmin())
+        assert inference.oneshot_batched(model, batches, 4, objective, 10) == [
+            int(i) for i in batched.argmin(0)]
+
+
 def test_binary_halves_by_the_lower_median(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[torch.Tensor] = []
     grads = iter([torch.tensor([0.0, 1.0, -1.0, 2.0, -2.0, 3.0]),
@@ -172,6 +193,24 @@ def test_training_a_new_task_leaves_weights_and_earlier_scores_bitwise(tasks4, o
         for key in after:
             if ".scores." in key and int(key.rsplit(".", 1)[1]) > t:
                 assert torch.equal(after[key], initial[key])
+
+
+def test_fop_optimizer_component_plugs_in(tasks4) -> None:
+    """Any optimizer component composes: FOP over one task's scores touches nothing else."""
+    from harness.registry import get_registry
+    registry = get_registry()
+    if "fop/fop" not in registry.names("optimizer"):
+        pytest.skip("fop/fop is not registered")
+    fop = registry.get("fop/fop", "optimizer")
+    ctx = RunContext(seed=1)
+    model = MaskedMLP(MaskedMLP.Params(hidden=[64], outputs=50)).build(ctx, tasks4)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    set_task(model, 1)
+    data = tasks4.task(1)
+    SupSupTrain(SupSupTrain.Params(optimizer=comp(fop), steps=10))._train_task(
+        ctx, model, task_scores(model, 1), data.x_train, data.y_train, 1)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]) == (not key.endswith("scores.1")), key
 
 
 def test_supsup_run_end_to_end_small(tasks4, tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Task sequences from scikit-learn's 8x8 digits, in the style of the official MNIST ones.
+"""Task sequences from scikit-learn's 8x8 digits, in the style of the official MNIST ones
+(Supermasks in Superposition, Wortsman et al., arXiv 2006.14769).
 
 The official loaders (RAIVNLab/supsup ``data/mnist.py``, ``data/rotatingmnist.py``,
 ``data/partitionmnistv2.py``) normalize every pixel with one global mean and standard
@@ -13,6 +14,11 @@ Here the base set is the digits (1,797 images, 64 pixels), split once (stratifie
 and test, scaled to [0, 1] and normalized with the global mean and standard deviation of the
 training pixels. Every task shares the split; permutations come from the dataset context's
 random generator, so every cell of one spec seed sees the same tasks.
+
+Deviations: digits instead of MNIST (no download at run time); one fixed 75/25 split instead
+of MNIST's train/test files; the normalization constants come from the digits' training
+pixels instead of MNIST's; rotation uses ``scipy.ndimage.rotate`` (nearest neighbour, the
+background value fills the corners) instead of PIL.
 """
 
 from __future__ import annotations

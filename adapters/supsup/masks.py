@@ -131,6 +131,7 @@ class MaskedLayer(nn.Module):
         self.num_tasks_learned = 0
         self.alphas: torch.Tensor | None = None
         self.stacked: torch.Tensor | None = None
+        self.superposed: torch.Tensor | None = None  # a fixed superposed mask (batched GN)
 
     def mask(self, task: int) -> torch.Tensor:
         """Task ``task``'s binary mask (no gradient)."""
@@ -150,6 +151,8 @@ class MaskedLayer(nn.Module):
             if self.stacked is not None and self.task < self.stacked.shape[0]:
                 return self.stacked[self.task].view_as(self.weight)  # evaluation: cached
             return get_subnet(self.scores[self.task], self.rule, self.keep)
+        if self.superposed is not None:
+            return self.superposed
         if self.alphas is None or self.stacked is None:
             raise RuntimeError("superposition needs set_alphas() and cache_masks() first")
         learned = self.num_tasks_learned

@@ -1,4 +1,11 @@
-"""``supsup/continual``: the continual-learning numbers from a sequential method's outputs."""
+"""``supsup/continual``: the continual-learning numbers from a sequential method's outputs.
+
+For Supermasks in Superposition (Wortsman et al., arXiv 2006.14769) and its fine-tuning
+baseline. ``forgetting`` is the mean, over all tasks but the last, of the accuracy right
+after learning a task minus its accuracy after the last task; task-inference accuracy is
+the fraction of test batches (pooled over tasks) whose task was inferred right, as the
+official ``task_correct`` counts batches.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,15 @@
-"""SupSup models: bias-free MLP / small CNN built from masked layers, and a dense baseline.
+"""SupSup models: bias-free MLP / small CNN built from masked layers, and a dense baseline
+(Supermasks in Superposition, Wortsman et al., arXiv 2006.14769).
 
 The official FC model for permuted MNIST (``models/small.py``, ``FC1024``) is
 784-1024-1024-``output_size`` with ReLUs and no biases; the GNu configs set
 ``output_size`` to 500 (FC) or 100 (LeNet) while only 10 outputs are real classes: the
 superfluous outputs are what the "G" task-inference objective reads. ``outputs`` sets that
 size here (default: the number of classes).
+
+Deviations: the input is 64 pixels (digits) and the hidden widths are params (default
+256-256 instead of 1024-1024); the CNN is a small stand-in for the official LeNet/ResNet
+models (masked 3x3 convs, max-pool, masked linear head), not one of them.
 """
 
 from __future__ import annotations
