@@ -23,8 +23,11 @@ def _num(v: Any) -> str:
     return f"{v:.4g}"
 
 
-def aggregates_table(summary: dict[str, Any]) -> Table:
+def aggregates_table(summary: dict[str, Any], width: int = 200) -> Table:
     metrics = sorted({m for g in summary["aggregates"].values() for m in g})
+    longest = max((len(g) for g in summary["aggregates"]), default=10)
+    if longest + 22 * len(metrics) > width:  # too wide: one row per group and metric
+        return _long_table(summary)
     table = Table(title=f"{summary['spec']}: mean ± std over seeds (n)", title_justify="left")
     table.add_column("group", style="bold")
     for m in metrics:
@@ -38,9 +41,23 @@ def aggregates_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+def _long_table(summary: dict[str, Any]) -> Table:
+    table = Table(title=f"{summary['spec']}: aggregates over seeds", title_justify="left")
+    for col, just in (("group", "left"), ("metric", "left"), ("mean", "right"),
+                      ("std", "right"), ("95% CI", "right"), ("n", "right")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for group, ms in sorted(summary["aggregates"].items()):
+        for i, (metric, a) in enumerate(sorted(ms.items())):
+            ci = a.get("ci95")
+            table.add_row(escape(group) if i == 0 else "", escape(metric), _num(a["mean"]),
+                          _num(a["std"]), f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-",
+                          str(a["n"]), end_section=i == len(ms) - 1)
+    return table
+
+
 def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    console.print(aggregates_table(summary))
+    console.print(aggregates_table(summary, console.width))
     failed = [c for c in summary["cells"] if c["status"] != "ok"]
     for cell in failed:
         console.print(f"[red]cell {escape(cell['name'])}: {cell['status']}[/red]"
