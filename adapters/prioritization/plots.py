@@ -45,9 +45,25 @@ def plot_cell(curve: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+LENGTH_KEYS = ("backward_budget", "steps", "epochs")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text.rsplit("/", 1)[-1]
+
+
+def line_label(cell: dict[str, Any]) -> str:
+    """A cell's line: its method and sweep values, training length left out."""
+    axes = cell["axes"]
+    parts = [f"{_short(v)}" for k, v in axes.items()
+             if k not in ("dataset", "model", "method", "point") and k not in LENGTH_KEYS]
+    return " ".join([axes["method"], *parts]) if parts else axes["method"]
+
+
 def load_curves(summary: dict[str, Any], out_dir: Path
                 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """dataset -> line label -> the curves of its seeds (largest budget per method)."""
+    """dataset -> line label -> the curves of its seeds (the longest run of each line)."""
     found: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
         lambda: defaultdict(list))
     for cell in summary.get("cells", []):
@@ -56,13 +72,12 @@ def load_curves(summary: dict[str, Any], out_dir: Path
             continue
         curve = json.loads(path.read_text(encoding="utf-8"))
         axes = cell["axes"]
-        found[(axes["dataset"], axes["method"])][axes.get("point") or ""].append(curve)
+        found[(axes["dataset"], line_label(cell))][axes.get("point") or ""].append(curve)
     out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(dict)
-    for (dataset, method), by_point in found.items():
+    for (dataset, label), by_point in found.items():
         def reach(curves: list[dict[str, Any]]) -> float:
             return float(np.mean([c["backward"][-1] for c in curves if c["backward"]] or [0]))
-        point = max(by_point, key=lambda p: reach(by_point[p]))
-        out[dataset][f"{method} ({point})" if point else method] = by_point[point]
+        out[dataset][label] = by_point[max(by_point, key=lambda p: reach(by_point[p]))]
     return out
 
 
@@ -99,7 +114,7 @@ def draw(curves: dict[str, dict[str, list[dict[str, Any]]]], out_dir: Path) -> l
             ax.set_xlabel("backward-passed examples", fontsize=8)
             ax.set_ylabel(ylabel, fontsize=8)
             ax.tick_params(labelsize=7)
-            ax.legend(fontsize=6)
+            ax.legend(fontsize=6, loc="lower right")
         for ax in list(axs.flat)[len(datasets):]:
             ax.axis("off")
         fig.tight_layout()
