@@ -340,3 +340,23 @@ def test_spec_claims_through_the_cli_at_reduced_size(tmp_path: Path) -> None:
     assert (out / "prioritization-accuracy.png").is_file()
     assert (out / "prioritization-noisy-share.png").is_file()
     assert "Loss-based prioritization" in (out / "report.html").read_text()
+
+
+def test_policies_work_with_any_classifier_through_the_generic_training() -> None:
+    from harness_adapters.generic.models import CNN
+    data = load(wrap(InputCorruption, digits(), fraction=0.3), seed=2)
+    for name in ("selection/top-loss", "selection/selective-backprop"):
+        p = TrainClassifier.Params(batch_size=16, steps=100)
+        p.selection = by_name(name, "selection")
+        p.optimizer = by_name("torch/adam", "optimizer")
+        ctx = RunContext(seed=1)
+        model = CNN(CNN.Params(channels=[4], hidden=16)).build(ctx, data)
+        out = TrainClassifier(p).run(ctx, data, model)
+        counts = out["counts"]
+        assert counts["steps"] == 100 and counts["backward_examples"] == 1600
+        # one forward per candidate after the priming epoch, one per backprop
+        primed = out["selection"]["primed"]
+        assert counts["forward_examples"] == counts["candidates"] - primed + 1600
+        assert int(out["backprop_counts"].sum()) == 1600
+        if name == "selection/top-loss":
+            assert abs(out["selection"]["keep_rate_after_priming"] - 1 / 3) < 0.01
