@@ -1,10 +1,32 @@
-"""Plugin package for the hnn adapters (being implemented; registers nothing yet)."""
+"""Hamiltonian Neural Networks (Greydanus, Dzamba & Yosinski, NeurIPS 2019, arXiv
+1906.01563), after the official code greydanus/hamiltonian-nn.
+
+Adapters: datasets ``hnn/spring``, ``hnn/pendulum``, ``hnn/two-body``; models ``hnn/mlp``
+(baseline) and ``hnn/hnn``; method ``hnn/train``; metrics ``hnn/derivative-loss`` and
+``hnn/rollout``. Each module's docstring lists its deviations from the official code;
+``docs/hnn.md`` collects them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import Adapter, hookimpl
+
+from .datasets import DATASETS
+from .models import MODELS
+from .rollout import METRICS
+from .train import Train
 
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return []
+    return [*DATASETS, *MODELS, Train, *METRICS]
+
+
+@hookimpl
+def harness_report_sections(summary: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
+    if "hnn/rollout" not in summary.get("adapters", []):
+        return []
+    from .plots import report_sections
+    return report_sections(out_dir)
