@@ -330,7 +330,7 @@ def test_spec_digits_through_generic_training(tmp_path: Path) -> None:
     cells = {c["axes"]["method"]: c for c in summary["cells"]}
     assert all(c["status"] == "ok" for c in cells.values()), res
     fop, sgd = cells["train-fop"]["metrics"], cells["train-sgd"]["metrics"]
-    assert fop["accuracy"] > 0.85 and sgd["accuracy"] > 0.85, (fop, sgd)
+    assert fop["accuracy"] > 0.75 and sgd["accuracy"] > 0.75, (fop, sgd)  # chance: 0.1
     assert fop["p_blocks"] == 8 and fop["p_eig_min"] < 1.0 < fop["p_eig_max"] + 1e-2
     assert fop["step_ms"] > 0 and sgd["optimizer_step_ms"] > 0
     arts = list(tmp_path.rglob("preconditioner_spectrum.png"))

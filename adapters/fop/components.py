@@ -15,7 +15,7 @@ from harness import CellResult, Component, Metric, Params, RunContext, component
 from harness.training import OptimizerAdapter, StepInfo, TrainingObserver, TrainingRun
 
 from .hd import SGDHD
-from .optim import FOP, spectra
+from .optim import FOP, effective_lr, spectra
 from .spectrum import plot_spectra
 
 
@@ -92,7 +92,7 @@ class SGDHDOptimizer(OptimizerAdapter):
 
 
 class Monitor(TrainingObserver):
-    """Times each training step and optimizer.step(); plots FOP's learned spectra at the end."""
+    """Times each training step and optimizer.step(); final lr; plots FOP's learned spectra."""
 
     name = "fop/monitor"
     version = "1"
@@ -134,6 +134,8 @@ class Monitor(TrainingObserver):
             "step_ms_median": 1e3 * statistics.median(steady) if steady else 0.0,
             "optimizer_step_ms": 1e3 * self.opt_time / max(self.steps, 1),
         }
+        if opt is not None:
+            scalars["final_lr"] = effective_lr(opt)
         out: dict[str, Any] = {"scalars": scalars}
         spec = spectra(opt) if opt is not None else {}
         if spec:

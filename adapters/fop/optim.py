@@ -252,6 +252,14 @@ class FOP(torch.optim.Optimizer):
         return out
 
 
+def effective_lr(optimizer: torch.optim.Optimizer) -> float:
+    """The first group's learning rate (times ``c`` for FOP's scalar structure)."""
+    lr = float(optimizer.param_groups[0]["lr"])
+    if isinstance(optimizer, FOP) and optimizer.structure == "scalar":
+        lr *= optimizer.scalar_state["c"]
+    return lr
+
+
 def spectra(optimizer: torch.optim.Optimizer) -> dict[str, list[float]]:
     """Eigenvalues (ascending) of each learned preconditioner; {} for other optimizers."""
     if not isinstance(optimizer, FOP):

@@ -30,7 +30,7 @@ from harness import (
     component_field,
 )
 
-from .optim import FOP
+from .optim import FOP, effective_lr
 from .spectrum import plot_spectra
 
 
@@ -172,7 +172,7 @@ class Minimize(Method):
             "reached_tol": float(hit is not None), "diverged": float(diverged),
             "final_loss": rel if math.isfinite(rel) else math.inf, "steps_run": float(done),
             "step_ms": 1e3 * t_all / max(done, 1),
-            "optimizer_step_ms": 1e3 * t_step / max(done, 1),
+            "optimizer_step_ms": 1e3 * t_step / max(done, 1), "final_lr": effective_lr(opt),
         }
         out: dict[str, Any] = {"history": history, "scalars": scalars}
         if isinstance(opt, FOP) and opt.structure == "layerwise" and not diverged:
