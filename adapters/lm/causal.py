@@ -1,0 +1,276 @@
+"""A transformers causal LM behind the :class:`~.base.LanguageModel` interface.
+
+Log-likelihood scoring follows BIG-bench's Hugging Face model
+(``bigbench/models/huggingface_models.py``): the context and each continuation are
+tokenized separately, their ids concatenated, the concatenation left-truncated to the
+model's length, and the continuation's token log-probabilities summed. Three
+equivalent strategies compute it:
+
+- ``packed`` (default): prefix-tree packing (:mod:`.packing`); a context shared by
+  several continuations, and any prefix shared by several contexts, is encoded once,
+  and the vocabulary projection is applied only at positions whose next token is scored;
+- ``padded``: one right-padded row per (context, continuation), ``batch_size`` rows per
+  forward (for models whose attention does not take a custom 4D mask);
+- ``naive``: one forward per (context, continuation); the benchmark's baseline.
+
+Differences from BIG-bench's model: special tokens are added to the context as the
+tokenizer does by default (none for GPT-2 and SmolLM2) but never to continuations; an
+empty context is replaced by the BOS (else EOS) token so every continuation token is
+scored; decoding is greedy by default (BIG-bench samples with top-k 40), see
+:meth:`CausalLM.generate`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from .base import LanguageModel, StopPredicate
+from .packing import Request, pack
+
+
+class CausalLM(LanguageModel):
+    """A Hugging Face causal LM with a tokenizer (see the module docstring)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, name: str = "causal",
+                 scoring: str = "packed", batch_tokens: int = 1024, batch_size: int = 8,
+                 max_length: int | None = None, info: dict[str, Any] | None = None) -> None:
+        self._model = model
+        self._tok = tokenizer
+        self.name = name
+        self.scoring = scoring
+        self.batch_tokens = batch_tokens
+        self.batch_size = batch_size
+        cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.max_length = int(max_length or cfg_len)
+        self.info = info or {}
+        self.stats = {"forward_calls": 0, "tokens_forwarded": 0}
+        params = inspect.signature(model.forward).parameters
+        # transformers >= 5.x names the key/value cache argument `cache`
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+
+    # -- torch access --------------------------------------------------------------
+    @property
+    def module(self) -> torch.nn.Module:
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._tok
+
+    @property
+    def device(self) -> torch.device:
+        return next(self._model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self._model.parameters()).dtype
+
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok(text, add_special_tokens=False)["input_ids"])
+
+    def encode_context(self, text: str) -> list[int]:
+        """Context ids: the tokenizer's default special tokens; BOS/EOS when empty."""
+        ids = list(self._tok(text)["input_ids"]) if text else []
+        if not ids:
+            start = self._tok.bos_token_id
+            if start is None:
+                start = self._tok.eos_token_id
+            ids = [int(start)]
+        return ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=True)
+
+    def new_cache(self) -> Any:
+        from transformers import DynamicCache
+        return DynamicCache(config=self._model.config)
+
+    def forward(self, input_ids: torch.Tensor, *, past_key_values: Any = None,
+                attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None,
+                output_hidden_states: bool = False, use_cache: bool = True) -> Any:
+        self.stats["forward_calls"] += 1
+        self.stats["tokens_forwarded"] += int(input_ids.numel())
+        return self._model(input_ids=input_ids.to(self.device), attention_mask=attention_mask,
+                           position_ids=position_ids, output_hidden_states=output_hidden_states,
+                           use_cache=use_cache, **{self._cache_kw: past_key_values})
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "scoring": self.scoring, "dtype": str(self.dtype),
+                "max_length": self.max_length, **self.info}
+
+    # -- scoring -------------------------------------------------------------------
+    def _requests(self, contexts: Sequence[str],
+                  continuations: Sequence[Sequence[str]]) -> list[Request]:
+        if len(contexts) != len(continuations):
+            raise ValueError("contexts and continuations differ in length")
+        reqs = []
+        for i, (ctx, conts) in enumerate(zip(contexts, continuations, strict=True)):
+            conts_ids = [self.encode(c) for c in conts]
+            longest = max((len(c) for c in conts_ids), default=0)
+            ctx_ids = self.encode_context(ctx)
+            keep = max(self.max_length - longest, 1)  # BIG-bench: keep the last tokens
+            reqs.append(Request(i, ctx_ids[-keep:], conts_ids))
+        return reqs
+
+    @torch.inference_mode()
+    def loglikelihood(self, contexts: Sequence[str],
+                      continuations: Sequence[Sequence[str]]) -> list[list[float]]:
+        reqs = self._requests(contexts, continuations)
+        out = [[0.0] * len(r.continuations) for r in reqs]
+        if self.scoring == "packed":
+            self._score_packed(reqs, out)
+        elif self.scoring in ("padded", "naive"):
+            self._score_rows(reqs, out, 1 if self.scoring == "naive" else self.batch_size)
+        else:
+            raise ValueError(f"unknown scoring strategy {self.scoring!r}")
+        return out
+
+    def _score_packed(self, reqs: list[Request], out: list[list[float]]) -> None:
+        for chunk in pack(reqs, self.batch_tokens):
+            ids, mask, pos = chunk.inputs(self.dtype, self.device)
+            rows, items = chunk.targets()
+            if not rows:
+                continue
+            self.stats["forward_calls"] += 1
+            self.stats["tokens_forwarded"] += ids.shape[1]
+            logits = self._model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                                 logits_to_keep=torch.tensor(rows, device=self.device),
+                                 use_cache=False).logits[0]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            r_idx = torch.tensor([it[2] for it in items], device=logp.device)
+            t_idx = torch.tensor([it[3] for it in items], device=logp.device)
+            picked = logp[r_idx, t_idx].double().tolist()
+            for (r, c, _, _), value in zip(items, picked, strict=True):
+                out[chunk.requests[r].index][c] += value
+
+    def _score_rows(self, reqs: list[Request], out: list[list[float]], batch: int) -> None:
+        rows = [(r.index, c, r.context, cont) for r in reqs
+                for c, cont in enumerate(r.continuations)]
+        pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
+        for start in range(0, len(rows), batch):
+            group = rows[start:start + batch]
+            seqs = [ctx + cont for _, _, ctx, cont in group]
+            width = max(len(s) for s in seqs)
+            ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+            att = torch.zeros((len(seqs), width), dtype=torch.long)
+            for k, s in enumerate(seqs):
+                ids[k, : len(s)] = torch.tensor(s)
+                att[k, : len(s)] = 1
+            self.stats["forward_calls"] += 1
+            self.stats["tokens_forwarded"] += int(ids.numel())
+            logits = self._model(input_ids=ids.to(self.device),
+                                 attention_mask=att.to(self.device), use_cache=False).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for k, (i, c, ctx, cont) in enumerate(group):
+                n = len(ctx)
+                if cont:
+                    idx = torch.arange(n - 1, n - 1 + len(cont), device=logp.device)
+                    tok = torch.tensor(cont, device=logp.device)
+                    out[i][c] = float(logp[k, idx, tok].double().sum())
+
+    # -- generation ----------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[str], *, max_new_tokens: int = 256,
+                 stop: Sequence[str] = (), until: StopPredicate | None = None,
+                 do_sample: bool = False, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, generator: torch.Generator | None = None) -> list[str]:
+        """Batched decoding with a key/value cache (left padding, ``batch_size`` prompts
+        at a time, longest first). Greedy unless ``do_sample``; sampling draws from
+        ``generator`` (temperature, then top-k, then top-p filtering)."""
+        encoded = [self.encode_context(p) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        results = [""] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            texts = self._generate_batch([encoded[i] for i in idx], max_new_tokens, stop,
+                                         until, do_sample, temperature, top_k, top_p,
+                                         generator)
+            for i, text in zip(idx, texts, strict=True):
+                results[i] = text
+        return results
+
+    def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: Sequence[str],
+                        until: StopPredicate | None, do_sample: bool, temperature: float,
+                        top_k: int, top_p: float, generator: torch.Generator | None
+                        ) -> list[str]:
+        dev = self.device
+        limit = max(self.max_length - max_new, 1)
+        seqs = [s[-limit:] for s in seqs]
+        width = max(len(s) for s in seqs)
+        pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
+        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        att = torch.zeros((len(seqs), width), dtype=torch.long)
+        for k, s in enumerate(seqs):
+            ids[k, width - len(s):] = torch.tensor(s)
+            att[k, width - len(s):] = 1
+        ids, att = ids.to(dev), att.to(dev)
+        pos = (att.cumsum(-1) - 1).clamp(min=0)
+        cache = self.new_cache()
+        eos = self._tok.eos_token_id
+        alive = list(range(len(seqs)))  # original row of each live batch row
+        generated: list[list[int]] = [[] for _ in seqs]
+        texts = [""] * len(seqs)
+        step_ids, step_pos = ids, pos
+        for _ in range(max_new):
+            self.stats["forward_calls"] += 1
+            self.stats["tokens_forwarded"] += int(step_ids.numel())
+            out = self._model(input_ids=step_ids, attention_mask=att, position_ids=step_pos,
+                              use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+            logits = out.logits[:, -1, :].float()
+            nxt = self._next_tokens(logits, do_sample, temperature, top_k, top_p, generator)
+            keep = []
+            for b, row in enumerate(alive):
+                tok = int(nxt[b])
+                if eos is not None and tok == eos:
+                    continue
+                generated[row].append(tok)
+                texts[row] = self._tok.decode(generated[row], skip_special_tokens=True)
+                if any(s and s in texts[row] for s in stop) or (until and until(texts[row])):
+                    continue
+                keep.append(b)
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                sel = torch.tensor(keep, device=dev)
+                cache.batch_select_indices(sel)
+                nxt, att, step_pos = nxt[sel], att[sel], step_pos[sel]
+                alive = [alive[b] for b in keep]
+            att = torch.cat([att, torch.ones((len(alive), 1), dtype=att.dtype, device=dev)], 1)
+            step_pos = step_pos[:, -1:] + 1
+            step_ids = nxt[:, None]
+        return [_cut_at_stop(t, stop) for t in texts]
+
+    @staticmethod
+    def _next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int,
+                     top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+        if not do_sample:
+            return logits.argmax(-1)
+        logits = logits / max(temperature, 1e-6)
+        if top_k and top_k > 0:
+            kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if top_p < 1.0:
+            sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
+            cum = torch.softmax(sorted_logits, -1).cumsum(-1)
+            drop = cum - torch.softmax(sorted_logits, -1) > top_p
+            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+            logits = torch.full_like(logits, float("-inf")).scatter(-1, sorted_idx,
+                                                                    sorted_logits)
+        probs = torch.softmax(logits, -1)
+        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
+
+
+def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
+    """Text up to and including the earliest stop string (unchanged when none occurs)."""
+    cut = len(text)
+    for s in stop:
+        if s:
+            i = text.find(s)
+            if i >= 0:
+                cut = min(cut, i + len(s))
+    return text[:cut]
