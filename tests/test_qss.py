@@ -377,7 +377,7 @@ def test_tabular_spec_full_run_passes(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_tabular_claim_fails_with_random_next_state_choice(tmp_path: Path) -> None:
-    only = "cells.only=[{method: qss, actions: 4}, {method: qss, actions: 400}]"
+    only = "cells={only: [{method: qss, actions: 400}]}"
     ok = run_harness("run", str(TABULAR), "--out", str(tmp_path / "ok"), "--set", only)
     broken = run_harness("run", str(TABULAR), "--out", str(tmp_path / "broken"), "--set", only,
                          "--set", "methods.qss.next_state_choice=random")
@@ -398,7 +398,7 @@ def test_pendulum_spec_reduced_and_its_claim_can_fail(tmp_path: Path) -> None:
     small = ["--seeds", "0", "--set", "methods.d3g.steps=600", "--set",
              "methods.d3g.eval_every=300", "--set", "methods.d3g.eval_episodes=2",
              "--set", "methods.random.eval_episodes=2",
-             "--set", "cells.only=[{method: d3g}, {method: random}]"]
+             "--set", "cells={only: [{method: d3g}, {method: random}]}"]
     res = run_harness("run", str(PENDULUM), "--out", str(tmp_path / "out"), *small,
                       "--set", "methods.d3g.start_steps=600")  # never trains
     summary = load_summary(tmp_path / "out")

@@ -186,7 +186,7 @@ def _plot_dynamics(ctx: RunContext, dyn: list[dict[str, float]]) -> None:
     curves = {k: [[d["step"], d[k]] for d in dyn if k in d]
               for k in ("forward_model_error", "cycle_loss")}
     plot_curves(ctx.artifact("dynamics_curve.png"), curves, title="D3G dynamics losses",
-                xlabel="environment steps", ylabel="MSE")
+                xlabel="environment steps", ylabel="MSE", logy=True)
 
 
 class D3G(_DeepMethod):

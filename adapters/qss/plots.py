@@ -8,7 +8,8 @@ from pathlib import Path
 
 def plot_curves(path: Path, curves: dict[str, Sequence[Sequence[float]]], *, title: str,
                 xlabel: str, ylabel: str = "evaluation return",
-                hline: float | None = None, hline_label: str = "optimal") -> Path:
+                hline: float | None = None, hline_label: str = "optimal",
+                logy: bool = False) -> Path:
     """One line per named curve of ``[x, y]`` points; an optional reference line."""
     import matplotlib
 
@@ -22,6 +23,8 @@ def plot_curves(path: Path, curves: dict[str, Sequence[Sequence[float]]], *, tit
             ax.plot(xs, ys, label=label, linewidth=1.2)
     if hline is not None:
         ax.axhline(hline, color="grey", linestyle="--", linewidth=1, label=hline_label)
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
