@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ class RunContext:
 
     seed: int
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    work_dir: Path = field(default_factory=lambda: Path("."))
+    # the runner always sets a cell's artifacts folder; a hand-made context (tests,
+    # notebooks) writes to a scratch folder, never into the working directory
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "harness-scratch")
     cache_dir: Path = field(default_factory=lambda: Path(".harness-cache"))
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("harness"))
     progress: Progress = field(default_factory=Progress)
