@@ -335,3 +335,21 @@ def test_spec_digits_through_generic_training(tmp_path: Path) -> None:
     assert fop["step_ms"] > 0 and sgd["optimizer_step_ms"] > 0
     arts = list(tmp_path.rglob("preconditioner_spectrum.png"))
     assert len(arts) == 1 and "train-fop" in str(arts[0])
+
+
+def test_adapter_restricted_to_some_parameters() -> None:
+    """Training methods may hand the optimizer a subset (e.g. one task's scores)."""
+    from harness_adapters.fop.components import FOPOptimizer
+
+    net, x, y = tiny_net()
+    last = list(net.parameters())[-2:]
+    frozen = [p.detach().clone() for p in list(net.parameters())[:-2]]
+    opt = FOPOptimizer(FOPOptimizer.Params(lr=0.1, meta_lr=0.1, base="momentum")).build(
+        RunContext(seed=0), net, last)
+    assert isinstance(opt, FOP) and opt.param_names[id(last[0])] == "5.weight"
+    for _ in range(3):
+        backward(net, opt, x, y)
+        opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(frozen, list(net.parameters())[:-2],
+                                                 strict=True))
+    assert set(opt.preconditioners()) == {"5.weight", "5.bias"}
