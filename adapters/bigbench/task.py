@@ -147,6 +147,8 @@ class JsonTask:
     absolute_normalization: bool = False
     examples: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
+    origin: str = ""  # the folder the task was read from
+    human: dict[str, dict[str, float]] = field(default_factory=dict)  # human-rater scores
 
     # -- structure -----------------------------------------------------------------
     @property
@@ -200,6 +202,7 @@ class JsonTask:
 
     def fingerprint(self) -> str:
         blob = json.dumps({"data": self.data, "max": self.max_examples, "seed": self.seed,
+                           "name": self.name,
                            "subtasks": [t.fingerprint() for t in self.subtasks]},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -219,9 +222,15 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_task(source: str | Path | dict[str, Any], *, max_examples: int | None = None,
-              seed: int = 42, max_shots: int = 0, parent: str | None = None) -> JsonTask:
-    """Load a JSON task from a ``task.json`` path, its folder, or a dict (BIG-bench rules)."""
+              seed: int = 42, max_shots: int = 0, parent: str | None = None,
+              only: list[str] | None = None) -> JsonTask:
+    """Load a JSON task from a ``task.json`` path, its folder, or a dict (BIG-bench rules).
+
+    ``only`` keeps the named subtasks of a container task (names as in their JSON, with or
+    without the ``parent:`` prefix); ``max_examples`` is then split among those.
+    """
     path = ""
+    folders: list[str] = []
     if isinstance(source, dict):
         data = json.loads(json.dumps(source), object_pairs_hook=OrderedDict)
     else:
@@ -237,6 +246,7 @@ def load_task(source: str | Path | dict[str, Any], *, max_examples: int | None =
             if not files:
                 raise _error(str(p), "has neither examples nor subtask folders")
             data["subtasks"] = [_read_json(f) for f in files]
+            folders = [f.parent.name for f in files]
     if "name" not in data:
         raise _error(path or "<dict>", "has no name")
     raw_name = data["name"].encode("ascii", errors="replace").decode()
@@ -248,6 +258,22 @@ def load_task(source: str | Path | dict[str, Any], *, max_examples: int | None =
                     absolute_normalization=bool(data.get("absolute_normalization", False)))
     sub_max = None
     subs = data.get("subtasks", [])
+    if only:
+        if not subs:
+            raise _error(name, f"has no subtasks to select {only} from")
+        folders = folders or [""] * len(subs)
+        aliases = [{str(s.get("name", "")), folder,
+                    str(s.get("name", "")).encode("ascii", errors="replace").decode()}
+                   for s, folder in zip(subs, folders, strict=True)]
+        wanted = {o.split(":", 1)[1] if o.startswith(f"{name}:") else o for o in only}
+        known = set().union(*aliases)
+        missing = sorted(w for w in wanted if w not in known)
+        if missing:
+            raise HarnessError(f"BIG-bench task {name!r} has no subtask {missing[0]!r}",
+                               hint="its subtasks: " + ", ".join(
+                                   sorted(a for a in known if a)))
+        subs = [s for s, names in zip(subs, aliases, strict=True) if names & wanted]
+        data["subtasks"] = subs
     if max_examples and subs:
         sub_max = max_examples // len(subs)
         if sub_max < 1:

@@ -32,6 +32,9 @@ class LanguageModel(ABC):
     """A language model as methods see it (see the module docstring)."""
 
     name: str = "lm"
+    #: the generation length a benchmark uses when it does not set one (BIG-bench's
+    #: Hugging Face models use 256 tokens; its DummyModel post-processes 500 characters)
+    default_max_length: int = 256
 
     @abstractmethod
     def loglikelihood(self, contexts: Sequence[str],

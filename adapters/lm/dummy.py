@@ -89,6 +89,7 @@ class DummyLM(LanguageModel):
 
     def __init__(self, filler: str = DEFAULT_FILLER, chunk: int = 300) -> None:
         self.name = "dummy"
+        self.default_max_length = 500
         self.filler = filler or " "
         self.chunk = chunk
         self._pos = 0
