@@ -61,9 +61,23 @@ class Cell:
         return slug
 
     @property
+    def metrics(self) -> list[Component]:
+        """The spec's metrics that apply to this cell (a metric's ``where:`` selects)."""
+        wheres = self.point.metric_where or [{}] * len(self.point.metrics)
+        return [m for m, w in zip(self.point.metrics, wheres, strict=True)
+                if matches(self.axes, w)]
+
+    @property
     def seed(self) -> int:
         """The cell's own seed: from the spec seed and the group name."""
         return derive_seed(self.spec_seed, self.group)
+
+    def paired_seeds(self) -> tuple[int, int]:
+        """(model seed, method seed) under common random numbers: every method and sweep
+        point on the same dataset and model starts from the same initialization and draws
+        the same random stream (paired comparisons)."""
+        return (derive_seed(self.spec_seed, "model", self.dataset, self.model),
+                derive_seed(self.spec_seed, "method", self.dataset, self.model))
 
     @property
     def data_seed(self) -> int:
@@ -89,16 +103,17 @@ class Cell:
         return {
             "spec": self.spec_name, "name": self.name, "group": self.group,
             "spec_seed": self.spec_seed, "seed": self.seed, "data_seed": self.data_seed,
+            "paired_seeds": list(self.paired_seeds()),
             "axes": self.axes, "sweep": {k: v for k, v in self.point.values.items()},
             "dataset": cfg(self.dataset_component), "model": cfg(self.model_component),
             "method": cfg(self.method_component),
-            "metrics": [m.config() for m in self.point.metrics],
+            "metrics": [m.config() for m in self.metrics],
         }
 
     def versions(self) -> dict[str, str]:
         out: dict[str, str] = {}
         for comp in (self.dataset_component, self.model_component, self.method_component,
-                     *self.point.metrics):
+                     *self.metrics):
             if comp is not None:
                 out.update(comp.versions())
         return dict(sorted(out.items()))

@@ -8,7 +8,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class CellPlan:
     name: str
     seed: int
     data_seed: int
+    model_seed: int
     dataset: Component | None
     model: Component | None
     method: Component
@@ -54,9 +55,12 @@ class CellPlan:
 
     @classmethod
     def from_cell(cls, cell: Cell, spec: Spec, cache_dir: Path) -> CellPlan:
-        return cls(cell_id=cell.id, name=cell.name, seed=cell.seed, data_seed=cell.data_seed,
+        model_seed, seed = (cell.paired_seeds() if spec.model.settings.common_random_numbers
+                            else (cell.seed, cell.seed))
+        return cls(cell_id=cell.id, name=cell.name, seed=seed, data_seed=cell.data_seed,
+                   model_seed=model_seed,
                    dataset=cell.dataset_component, model=cell.model_component,
-                   method=cell.method_component, metrics=list(cell.point.metrics),
+                   method=cell.method_component, metrics=cell.metrics,
                    config=cell.config(), versions=cell.versions(),
                    settings=spec.model.settings.model_dump(), spec_source=spec.source,
                    spec_hash=spec.hash(), cache_dir=str(cache_dir))
@@ -129,8 +133,9 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         model = None
         if plan.model is not None:
             t0 = time.perf_counter()
-            ctx.seed_globals()
-            model = plan.model.build().build(ctx, data)
+            model_ctx = ctx if plan.model_seed == plan.seed else replace(ctx, seed=plan.model_seed)
+            model_ctx.seed_globals()
+            model = plan.model.build().build(model_ctx, data)
             timings["build_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         ctx.seed_globals()

@@ -37,6 +37,7 @@ class SweepPoint:
     models: dict[str, Component]
     methods: dict[str, Component]
     metrics: list[Component]
+    metric_where: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -65,10 +66,16 @@ def parse_path(text: str) -> list[str | int]:
     return [int(p) if p.isdigit() else p for p in text.split(".")]
 
 
+OPTIONAL_SECTIONS = ("settings", "cells", "sweep", "datasets", "models")
+
+
 def set_path(data: Any, path: list[str | int], value: Any, where: str) -> None:
-    """Set ``value`` at ``path``; every part but the last must exist."""
+    """Set ``value`` at ``path``; every part but the last must exist (an optional
+    top-level section such as ``settings`` is created when absent)."""
     cur = data
     for i, part in enumerate(path[:-1]):
+        if i == 0 and isinstance(cur, dict) and part in OPTIONAL_SECTIONS and part not in cur:
+            cur[part] = {}
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
         elif isinstance(cur, list) and isinstance(part, int) and part < len(cur):
@@ -79,7 +86,7 @@ def set_path(data: Any, path: list[str | int], value: Any, where: str) -> None:
             close = difflib.get_close_matches(str(part), [str(k) for k in keys], n=1)
             hint = f"did you mean {close[0]!r}?" if close else (
                 f"{done} has: {', '.join(map(str, keys))}" if keys else None)
-            raise SpecError(f"{where}: {done} has no key {part!r}",
+            raise SpecError(f"{done} has no key {part!r}",
                             location=Location(where), path=".".join(map(str, path)), hint=hint)
     last = path[-1]
     if isinstance(cur, dict):
@@ -87,7 +94,7 @@ def set_path(data: Any, path: list[str | int], value: Any, where: str) -> None:
     elif isinstance(cur, list) and isinstance(last, int) and last < len(cur):
         cur[last] = value
     else:
-        raise SpecError(f"{where}: cannot set {last!r} inside a {type(cur).__name__}",
+        raise SpecError(f"cannot set {last!r} inside a {type(cur).__name__}",
                         location=Location(where), path=".".join(map(str, path)))
 
 
@@ -239,7 +246,7 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
             try:
                 set_path(data, parse_path(key), value, f"sweep {key}")
             except SpecError as exc:
-                errors.append(SpecError(exc.message.split(": ", 1)[-1],
+                errors.append(SpecError(exc.message,
                                         location=doc.where(("sweep", key)),
                                         path=f"sweep.{key}", hint=exc.hint))
                 continue
@@ -247,8 +254,10 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
         resolver = Resolver(registry, point_doc, data)
         sections = {sec: {name: resolver.top_level(sec, name) for name in data.get(sec, {})}
                     for sec in ("datasets", "models", "methods")}
+        raw_metrics = data.get("metrics", [])
+        wheres = [m.pop("where", {}) if isinstance(m, dict) else {} for m in raw_metrics]
         metrics = [resolver.resolve(m, ("metrics", i), "metric")
-                   for i, m in enumerate(data.get("metrics", []))]
+                   for i, m in enumerate(raw_metrics)]
         for err in resolver.errors:
             if err.render() not in {e.render() for e in errors}:
                 errors.append(err)
@@ -258,7 +267,8 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
         points.append(SweepPoint(
             name=name, values=values, short={short[k]: v for k, v in values.items()},
             datasets=sections["datasets"], models=sections["models"],  # type: ignore[arg-type]
-            methods=sections["methods"], metrics=metrics))  # type: ignore[arg-type]
+            methods=sections["methods"], metrics=metrics,  # type: ignore[arg-type]
+            metric_where=wheres))
     if errors:
         raise SpecErrors(errors)
     spec = Spec(model=model, source=str(path), data=doc.data, points=points, doc=doc)

@@ -28,6 +28,9 @@ class Settings(Strict):
     threads: int = Field(1, ge=1, description="torch intra-op threads per cell")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
     deterministic: bool = Field(True, description="torch deterministic algorithms")
+    common_random_numbers: bool = Field(
+        False, description="every method and sweep point on the same dataset and model "
+        "starts from the same model initialization and random stream (paired comparisons)")
 
 
 class CellFilter(Strict):

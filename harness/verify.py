@@ -27,11 +27,13 @@ def _component(resolver: Resolver, config: Any, kind: str, where: str) -> Compon
 
 def plan_from_record(record: dict[str, Any], registry: Registry, cache_dir: Path) -> CellPlan:
     cell = record["cell"]
+    crn = record["settings"].get("common_random_numbers", False)
+    model_seed, seed = cell["paired_seeds"] if crn else (cell["seed"], cell["seed"])
     resolver = Resolver(registry, Located({}, {}, f"record of {cell['name']}"), {})
     metrics = [_component(resolver, m, "metric", f"metrics[{i}]")
                for i, m in enumerate(cell.get("metrics", []))]
     return CellPlan(
-        cell_id=record["cell_id"], name=cell["name"], seed=cell["seed"],
+        cell_id=record["cell_id"], name=cell["name"], seed=seed, model_seed=model_seed,
         data_seed=cell["data_seed"],
         dataset=_component(resolver, cell.get("dataset"), "dataset", "dataset"),
         model=_component(resolver, cell.get("model"), "model", "model"),

@@ -219,3 +219,37 @@ def test_resume_after_sigkill(write_spec, tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp"))
     summary = load_summary(out)
     assert [c["status"] for c in summary["cells"]] == ["ok"] * 6
+
+
+TWINS = """\
+name: twins
+seeds: [0]
+datasets:
+  iris: {use: sklearn/iris}
+models:
+  mlp: {use: torch/mlp, hidden: [16]}
+methods:
+  a: {use: torch/train-classifier, steps: 30}
+  b: {use: torch/train-classifier, steps: 30}
+metrics: [accuracy, {use: cross-entropy, where: {method: b}}]
+"""
+
+
+def test_metric_where_and_common_random_numbers(write_spec, tmp_path: Path) -> None:
+    spec = write_spec(TWINS)
+    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"))
+    assert res.returncode == 0, res
+    cells = {c["axes"]["method"]: c["metrics"] for c in load_summary(tmp_path / "o")["cells"]}
+    assert "cross_entropy" not in cells["a"] and "cross_entropy" in cells["b"]
+    unpaired = [json.loads(p.read_text())["cell"]["seed"]
+                for p in (tmp_path / "o").glob("cells/*/record.json")]
+    assert unpaired[0] != unpaired[1]  # by default each cell has its own seed
+    res = run_harness("run", str(spec), "--out", str(tmp_path / "p"),
+                      "--set", "settings.common_random_numbers=true")
+    assert res.returncode == 0, res
+    paired = {c["axes"]["method"]: c["metrics"] for c in load_summary(tmp_path / "p")["cells"]}
+    # paired: the same initialization and random stream, so identical methods agree exactly
+    assert paired["a"]["accuracy"] == paired["b"]["accuracy"]
+    recs = [json.loads(p.read_text()) for p in (tmp_path / "p").glob("cells/*/record.json")]
+    assert recs[0]["cell"]["paired_seeds"] == recs[1]["cell"]["paired_seeds"]
+    assert run_harness("verify", str(tmp_path / "p")).returncode == 0
