@@ -161,7 +161,7 @@ class SplitDigits(Dataset):
         test_size: float = Field(0.25, gt=0, lt=1, description="fraction held out for test")
 
     def load(self, ctx: RunContext) -> TaskSequence:
-        p = self.params
+        p: SplitDigits.Params = self.params  # type: ignore[assignment]
         if p.tasks > 5:
             raise HarnessError("split-digits has at most 5 tasks (10 classes in pairs)")
         x_tr, y_tr, x_te, y_te = _base(p, ctx)  # type: ignore[arg-type]

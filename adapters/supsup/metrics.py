@@ -9,11 +9,12 @@ official ``task_correct`` counts batches.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field
 
-from harness import CellResult, HarnessError, Metric, Params, RunContext
+import harness
+from harness import CellResult, HarnessError, Metric, RunContext
 
 
 class Continual(Metric):
@@ -21,7 +22,7 @@ class Continual(Metric):
 
     name = "supsup/continual"
 
-    class Params(Params):
+    class Params(harness.Params):
         per_task: int = Field(20, ge=0, description="report acc_task_<i> for at most this "
                               "many tasks")
 
@@ -41,7 +42,8 @@ class Continual(Metric):
             "task0_bitwise_unchanged": float(c["task0_bitwise_unchanged"]),
             "params_unchanged": float(c["params_unchanged"]),
         }
-        for i in range(min(T, self.params.per_task)):
+        per_task = cast(Continual.Params, self.params).per_task
+        for i in range(min(T, per_task)):
             out[f"acc_task_{i}"] = final[i]
         inference: dict[str, dict[str, Any]] = c.get("inference") or {}
         for mode, r in inference.items():

@@ -84,7 +84,7 @@ class MaskedMLP(Model):
 
     def build(self, ctx: RunContext, data: Any) -> SupSupNet:
         data = _check(data, self.name)
-        p = self.params
+        p: MaskedMLP.Params = self.params  # type: ignore[assignment]
         outputs, tasks = _sizes(p, data)
         rule: MaskRule = p.mask
         layers: list[nn.Module] = []
@@ -113,7 +113,7 @@ class MaskedCNN(Model):
 
     def build(self, ctx: RunContext, data: Any) -> SupSupNet:
         data = _check(data, self.name)
-        p = self.params
+        p: MaskedCNN.Params = self.params  # type: ignore[assignment]
         outputs, tasks = _sizes(p, data)
         c, h, w = data.image_shape
         layers: list[nn.Module] = [nn.Unflatten(1, (c, h, w))]
@@ -141,7 +141,7 @@ class DenseMLP(Model):
 
     def build(self, ctx: RunContext, data: Any) -> nn.Module:
         data = _check(data, self.name)
-        p = self.params
+        p: DenseMLP.Params = self.params  # type: ignore[assignment]
         layers: list[nn.Module] = [nn.Flatten()]
         width = data.num_features
         for h in p.hidden:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -78,7 +79,7 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((_logits(model, x).argmax(1) == y).double().mean())
 
 
-def _digest(tensors: list[torch.Tensor]) -> str:
+def _digest(tensors: Sequence[torch.Tensor]) -> str:
     h = hashlib.sha256()
     for t in tensors:
         h.update(t.detach().contiguous().view(torch.uint8).numpy().tobytes())
@@ -144,14 +145,15 @@ class _Sequential(Method):
                         select(i)
                         row.append(_accuracy(model, tasks[i].x_test, tasks[i].y_test))
                     rows.append(row)
-                tick()
+                tick(1)
         sequence_s = time.perf_counter() - t0
         final = []
         for i in range(T):
             select(i)
             final.append(_accuracy(model, tasks[i].x_test, tasks[i].y_test))
         select(0)
-        same0 = bool(torch.equal(_logits(model, tasks[0].x_test), task0_logits))
+        same0 = task0_logits is not None and bool(
+            torch.equal(_logits(model, tasks[0].x_test), task0_logits))
         unchanged = digests["frozen"] == _digest(frozen) and all(
             digests[f"task{t}"] == _digest(trainable(t)) for t in range(T))
         return {"num_tasks": T, "acc_after_learning": after, "acc_matrix": rows or None,
@@ -166,7 +168,7 @@ Mode = Literal["oneshot/entropy", "oneshot/g", "binary/entropy", "binary/g"]
 
 class SupSupTrainParams(SequentialParams):
     inference: list[Mode] = Field(
-        default_factory=lambda: list(MODES), min_length=1,
+        default_factory=lambda: cast(list[Mode], list(MODES)), min_length=1,
         description="task-inference modes <algorithm>/<objective> evaluated after the last "
         "task; the first is the primary one (its numbers have no suffix and it draws the "
         "curve). g needs superfluous outputs; g modes are skipped without them unless "
@@ -302,7 +304,7 @@ class Finetune(_Sequential):
                                hint="use supsup/dense-mlp (or torch/mlp)")
         params = [q for q in model.parameters() if q.requires_grad]
         out = self._sequence(ctx, data, model, lambda t: None, lambda t: params)
-        if self.params.plots:
+        if cast(FinetuneParams, self.params).plots:
             plot_per_task(ctx.artifact("accuracy_per_task.png"), out["acc_after_learning"],
                           out["final_gg"], None, title="sequential fine-tuning")
         return {"continual": out, "model": model}
