@@ -147,7 +147,7 @@ def test_qss_learns_and_random_next_state_choice_does_not() -> None:
     assert max(r for _, r in results["random"]) < env.optimal_return()
 
 
-def test_transfer_to_shuffled_actions_keeps_qss_values() -> None:
+def test_transfer_to_shuffled_actions_keeps_qss_values(tmp_path: Path) -> None:
     from harness_adapters.qss.tabular import QSS
 
     params = QSS.Params.model_validate({"episodes": 5, "alpha": 0.5,
@@ -158,7 +158,7 @@ def test_transfer_to_shuffled_actions_keeps_qss_values() -> None:
     params.pretrain_env = Component.resolved("qss/gridworld", GridWorldDataset,
                                              GridWorldDataset.Params(max_steps=200))
     env = grid(max_steps=200, mapping=[3, 2, 1, 0])
-    out = QSS(params).run(RunContext(seed=0, work_dir=Path("/tmp/qss-test-art")), env, None)
+    out = QSS(params).run(RunContext(seed=0, work_dir=tmp_path), env, None)
     # the values transfer; the inverse model is relearned within a few episodes
     assert out["curve"][-1][1] == env.optimal_return()
     assert out["scalars"]["pretrain_steps"] > 0

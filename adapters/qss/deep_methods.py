@@ -113,7 +113,7 @@ class _DeepMethod(Method):
 
     def run(self, ctx: RunContext, data: Any, model: Any) -> dict[str, Any]:
         task = _task(data, self.name)
-        p = self.params
+        p: TD3Params = self.params  # type: ignore[assignment]
         env, eval_env = task.make(), task.make()
         state_dim, action_dim, low, high = box_bounds(env)
         max_action = float(high[0])
@@ -237,6 +237,7 @@ class RandomPolicy(Method):
         def act(_: np.ndarray) -> np.ndarray:
             return rng.uniform(low, high).astype(np.float32)
 
-        ret = evaluate(env, act, task.eval_seed, self.params.eval_episodes)
+        p: RandomPolicy.Params = self.params  # type: ignore[assignment]
+        ret = evaluate(env, act, task.eval_seed, p.eval_episodes)
         env.close()
         return {"curve": [[0, ret]], "scalars": {}}

@@ -138,7 +138,7 @@ class GridWorldDataset(Dataset):
             return self
 
     def load(self, ctx: RunContext) -> GridWorld:
-        p = self.params
+        p: GridWorldDataset.Params = self.params  # type: ignore[assignment]
         goal = p.goal if p.goal is not None else (p.size - 1, p.size - 1)
         for label, cell in (("start", p.start), ("goal", goal)):
             if not all(0 <= v < p.size for v in cell):

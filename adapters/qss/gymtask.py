@@ -58,7 +58,9 @@ def random_transitions(env: Any, n: int, seed: int, rng: np.random.Generator
                        ) -> dict[str, np.ndarray]:
     """``n`` transitions of a uniformly random policy from an environment seeded ``seed``."""
     _, _, low, high = box_bounds(env)
-    states, actions, next_states = [], [], []
+    states: list[np.ndarray] = []
+    actions: list[np.ndarray] = []
+    next_states: list[np.ndarray] = []
     state, _ = env.reset(seed=seed)
     while len(states) < n:
         action = rng.uniform(low, high)
@@ -90,7 +92,7 @@ class GymEnvironment(Dataset):
         kwargs: dict[str, Any] = Field(default_factory=dict, description="gym.make kwargs")
 
     def load(self, ctx: RunContext) -> GymTask:
-        p = self.params
+        p: GymEnvironment.Params = self.params  # type: ignore[assignment]
         try:
             import gymnasium as gym
 

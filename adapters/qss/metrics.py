@@ -38,8 +38,9 @@ class EpisodesToOptimal(Metric):
         if optimal is None:
             raise HarnessError(f"{self.name} needs an environment with a known optimal return",
                                hint="use it on a qss/gridworld environment")
-        ok = [ret >= optimal - self.params.tolerance for _, ret in curve]
-        k = self.params.patience
+        p: EpisodesToOptimal.Params = self.params  # type: ignore[assignment]
+        ok = [ret >= optimal - p.tolerance for _, ret in curve]
+        k = p.patience
         first = next((i for i in range(len(ok) - k + 1) if all(ok[i:i + k])), None)
         touched = next((i for i, v in enumerate(ok) if v), None)
         beyond = float(result.outputs.get("episodes", curve[-1][0])) + 1

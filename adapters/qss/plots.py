@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def plot_curves(path: Path, curves: dict[str, Sequence[Sequence[float]]], *, title: str,
+def plot_curves(path: Path, curves: Mapping[str, Sequence[Sequence[float]]], *, title: str,
                 xlabel: str, ylabel: str = "evaluation return",
                 hline: float | None = None, hline_label: str = "optimal",
                 logy: bool = False) -> Path:

@@ -235,7 +235,7 @@ class _TabularMethod(Method):
         if not isinstance(data, GridWorld):
             raise HarnessError(f"{self.name} runs on a qss/gridworld environment",
                                hint="use a dataset {use: qss/gridworld, ...}")
-        p = self.params
+        p: TabularParams = self.params  # type: ignore[assignment]
         rng = ctx.derive("agent").rng
         agent = self.agent_cls(data, p, rng)
         pre_steps = 0
