@@ -1,9 +1,10 @@
 """D3G, the Standard QSS ablation and TD3: the update rules of the official code.
 
-Edwards et al., "Estimating Q(s,s') with Deep Deterministic Dynamics Gradients", ICML
-2020, arXiv:2002.09505; official code uber-research/D3G (``D3G/D3G.py``,
-``D3G/Standard_QSS.py``, ``D3G/TD3.py``), itself built on Fujimoto et al.'s TD3
-(arXiv:1802.09477). Written from the paper and a reading of that code; nothing copied.
+Edwards, Sahni, Liu, Hung, Jain, Wang, Ecoffet, Miconi, Isbell & Yosinski, "Estimating
+Q(s,s') with Deep Deterministic Dynamics Gradients", ICML 2020, arXiv:2002.09505;
+official code uber-research/D3G (``D3G/D3G.py``, ``D3G/Standard_QSS.py``,
+``D3G/TD3.py``), itself built on Fujimoto et al.'s TD3 (arXiv:1802.09477). Written
+from the paper and a reading of that code; nothing copied.
 
 D3G (:class:`D3GAgent`) learns, from a replay buffer of (s, a, s', r, not_done):
 
