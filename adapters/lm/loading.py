@@ -137,9 +137,13 @@ def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
     return target
 
 
+def _offline() -> bool:
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
 def _hub_error(model: str, exc: Exception) -> HarnessError:
-    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get(
-        "TRANSFORMERS_OFFLINE") == "1"
+    offline = _offline()
     why = "the hub is offline (HF_HUB_OFFLINE=1)" if offline else "it could not be downloaded"
     return HarnessError(
         f"model {model!r} is not in the local Hugging Face cache and {why} "
@@ -172,6 +176,8 @@ def load(source: Source, *, dtype: str, device: torch.device, cache_dir: Path,
                 model = AutoModelForCausalLM.from_pretrained(
                     folder, dtype=DTYPES[dtype], local_files_only=True, **kwargs)
             except OSError:
+                if _offline():
+                    raise
                 tok = AutoTokenizer.from_pretrained(folder, **kwargs)
                 model = AutoModelForCausalLM.from_pretrained(folder, dtype=DTYPES[dtype],
                                                              **kwargs)
