@@ -21,6 +21,7 @@ from harness_adapters.hnn.models import (
     symplectic_gradient,
     symplectic_matrix,
 )
+from harness_adapters.hnn.plots import report_sections
 from harness_adapters.hnn.rollout import DerivativeLoss, Rollout
 from harness_adapters.hnn.systems import Pendulum, Spring, TwoBody
 from harness_adapters.hnn.train import Train
@@ -207,6 +208,8 @@ def test_rollout_metrics_batched_match_per_trajectory(tmp_path: Path) -> None:
     assert "learned_h_drift" in out
     assert (ctx2.work_dir / "compare_energy.png").exists()
     assert (ctx2.work_dir / "compare_phase_portrait.png").exists()
+    sections = report_sections(str(tmp_path))  # what `harness report` adds
+    assert len(sections) == 1 and sections[0][1].count("<img") == 2
 
 
 def test_spring_energy_claim_fails_with_identity_matrix(monkeypatch, tmp_path: Path) -> None:
