@@ -159,8 +159,8 @@ def _train(data, model, steps: int, batch_size: int | None = None) -> dict:
 def test_training_follows_the_official_loop() -> None:
     data = SpringData(SpringData.Params(trajectories=10)).load(RunContext(seed=0))
     model = HNN().build(RunContext(seed=1), data)
-    before, _ = DerivativeLoss().compute(RunContext(seed=0), CellResult(data, model, {})
-                                         )["test_loss"], None
+    before = DerivativeLoss().compute(RunContext(seed=0), CellResult(data, model, {}))[
+        "test_loss"]
     out = _train(data, model, steps=150)
     assert out["scalars"]["updates"] == 151  # range(total_steps + 1)
     after = DerivativeLoss().compute(RunContext(seed=0), CellResult(data, model, out))

@@ -92,7 +92,7 @@ class _PhaseDataset(Dataset):
 
     def trajectory(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One noisy trajectory: observed states ``(n, 2)`` and clean derivatives."""
-        p = self.params
+        p: Any = self.params
         t0, t1 = p.t_span
         t_eval = np.linspace(t0, t1, int(p.timescale * (t1 - t0)))
         y0 = rng.random(2) * 2 - 1
@@ -106,7 +106,7 @@ class _PhaseDataset(Dataset):
         return np.stack([q, pp], 1), dstates
 
     def load(self, ctx: RunContext) -> DynamicsData:
-        p = self.params
+        p: Any = self.params
         rng = ctx.rng
         xs, dxs = zip(*(self.trajectory(rng) for _ in range(p.trajectories)), strict=True)
         x, dx = np.concatenate(xs), np.concatenate(dxs)
@@ -138,7 +138,8 @@ class SpringData(_PhaseDataset):
                                    "in the rollouts, as the official spring notebook does")
 
     def time_rescale(self) -> float:
-        return 1 + 0.9 * self.params.noise_std if self.params.rescale_time else 1.0
+        p: SpringData.Params = self.params  # type: ignore[assignment]
+        return 1 + 0.9 * p.noise_std if p.rescale_time else 1.0
 
 
 class PendulumData(_PhaseDataset):
@@ -171,7 +172,7 @@ class TwoBodyData(Dataset):
         eval_points: int = Field(500, ge=2)
 
     def load(self, ctx: RunContext) -> DynamicsData:
-        p = self.params
+        p: TwoBodyData.Params = self.params  # type: ignore[assignment]
         system = TwoBody(p.orbit_noise, p.min_radius, p.max_radius)
         rng = ctx.rng
         t_eval = np.linspace(p.t_span[0], p.t_span[1], p.timesteps)

@@ -104,6 +104,13 @@ class DynamicsModel(nn.Module):
         self.field_type = field_type
         self.register_buffer("M", symplectic_matrix(input_dim, canonical))
 
+    @property
+    def matrix(self) -> torch.Tensor:
+        """The permutation tensor ``M`` of the field ``dH/dx @ M^T``."""
+        m = self.M
+        assert isinstance(m, torch.Tensor)
+        return m
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
@@ -120,7 +127,7 @@ class DynamicsModel(nn.Module):
                 eye = torch.eye(x.shape[1], dtype=x.dtype)
                 field = field + symplectic_gradient(out[:, 0], x, eye, create_graph)
             if self.field_type != "conservative":  # official: dF2 @ M^T
-                field = field + symplectic_gradient(out[:, 1], x, self.M, create_graph)
+                field = field + symplectic_gradient(out[:, 1], x, self.matrix, create_graph)
         return field if create_graph else field.detach()
 
     def learned_hamiltonian(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -143,7 +150,7 @@ class BaselineMLP(Model):
     Params = _ModelParams
 
     def build(self, ctx: RunContext, data: DynamicsData) -> DynamicsModel:
-        p = self.params
+        p: _ModelParams = self.params  # type: ignore[assignment]
         net = MLP(data.dim, p.hidden, data.dim, p.nonlinearity, ctx.generator)
         return DynamicsModel(net, data.dim, baseline=True)
 
@@ -161,7 +168,7 @@ class HNN(Model):
                                        "official Levi-Civita-like pattern")
 
     def build(self, ctx: RunContext, data: DynamicsData) -> DynamicsModel:
-        p = self.params
+        p: HNN.Params = self.params  # type: ignore[assignment]
         net = MLP(data.dim, p.hidden, 2, p.nonlinearity, ctx.generator)
         return DynamicsModel(net, data.dim, baseline=False, field_type=p.field_type,
                              canonical=p.canonical_coords)

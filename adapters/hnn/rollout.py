@@ -118,7 +118,7 @@ class Rollout(Metric):
         plot_trajectories: int = Field(3, ge=1)
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
-        p = self.params
+        p: Rollout.Params = self.params  # type: ignore[assignment]
         data, model = _data_model(result, self.name)
         proto = dict(data.protocol)
         for key in ("t_span", "points", "rtol", "atol", "time_rescale"):
@@ -128,7 +128,7 @@ class Rollout(Metric):
             paths = rollouts(model, data, tuple(proto["t_span"]), int(proto["points"]),
                              float(proto["rtol"]), float(proto["atol"]),
                              float(proto["time_rescale"]), p.batched)
-            tick()
+            tick(1)
         system = data.system
         true, learned = paths["true"], paths["model"]
         e_true, e_model = system.paper_energy(true), system.paper_energy(learned)

@@ -86,6 +86,6 @@ class Train(Method):
                     test_loss, _ = derivative_loss(model, x_te, dx_te)
                     history.append({"step": step, "train_loss": loss_value,
                                     "test_loss": test_loss})
-                tick()
+                tick(1)
         return {"model": model, "history": history,
                 "scalars": {"final_batch_loss": loss_value, "updates": p.total_steps + 1}}
