@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import pickle
 import shutil
@@ -38,6 +39,7 @@ PINNED = {"1.0.0": (
     "https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cf"
     "cd7fddba8cfc721c157/bigbench-1.0.0.tar.gz",
     "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2")}
+log = logging.getLogger("harness.bigbench")
 PYPI_JSON = "https://pypi.org/pypi/bigbench/{version}/json"
 HUMAN_PKL = "task_human_eval.pkl"
 
@@ -216,8 +218,12 @@ def fetch_tasks(tasks: list[str], *, cache_dir: Path, version: str,
             shutil.rmtree(dest)
         os.replace(tmp / name, dest)
     if (tmp / HUMAN_PKL).is_file():
-        raters = read_human_pkl(tmp / HUMAN_PKL)
-        (root / "human_raters.json").write_text(json.dumps(raters, indent=1, sort_keys=True))
+        try:
+            raters = read_human_pkl(tmp / HUMAN_PKL)
+            (root / "human_raters.json").write_text(json.dumps(raters, indent=1,
+                                                               sort_keys=True))
+        except (pickle.UnpicklingError, KeyError, AttributeError, ValueError) as exc:
+            log.warning("ignoring BIG-bench's human-rater file: %s", exc)
     shutil.rmtree(tmp, ignore_errors=True)
     return sorted(found)
 
