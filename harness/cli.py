@@ -85,11 +85,13 @@ class RunProgress:
         elif kind == "cell":
             self.n += 1
             rec = info["record"]
-            took = rec.get("timings", {}).get("total_s", 0.0)
+            timings = rec.get("timings", {})
+            took = timings.get("total_s", 0.0)
+            cpu = timings.get("cpu_s", 0.0)
             mark = ("ok" if rec["status"] == "ok"
                     else f"FAILED: {rec['error']['message'].splitlines()[0]}")
             self.console.print(f"[{self.n}/{self.total}] {info['plan'].name} {mark} "
-                               f"({took:.1f}s)")
+                               f"({took:.1f}s, cpu {cpu:.1f}s)")
             if self.bar is not None:
                 self.bar.update(self.cells, completed=self.n)
         elif kind == "step" and self.bar is not None:

@@ -121,7 +121,7 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         "versions": plan.versions, "settings": plan.settings, "spec_source": plan.spec_source,
         "spec_hash": plan.spec_hash, "started": started,
     }
-    t_all = time.perf_counter()
+    t_all, cpu_all = time.perf_counter(), time.process_time()
     try:
         t0 = time.perf_counter()
         data, data_fp = load_data(plan, progress)
@@ -165,6 +165,7 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
             "type": type(exc).__name__, "message": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(), "user": False})
     timings["total_s"] = time.perf_counter() - t_all
+    timings["cpu_s"] = time.process_time() - cpu_all  # this process's CPU time, all threads
     record["timings"] = timings
     record["finished"] = datetime.now(timezone.utc).isoformat()
     record["provenance"] = provenance(plan.spec_source)

@@ -222,6 +222,8 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
         doc.data["seeds"] = list(seeds)
         doc.locations[("seeds",)] = Location("--seeds")
     errors: list[SpecError] = []
+    # top-level `x-...` keys hold YAML anchors for reuse (as in compose files): not validated
+    doc.data = {k: v for k, v in doc.data.items() if not str(k).startswith("x-")}
     model = validate_model(SpecModel, doc.data, (), doc, errors)
     if model is None:
         raise SpecErrors(errors)
