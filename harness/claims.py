@@ -110,7 +110,8 @@ def _series(group: dict[str, Any], metric: str) -> dict[int, float | None]:
 
 def _find_partner(groups: dict[str, dict[str, Any]], axes: dict[str, Any],
                   lhs: dict[str, Any], rhs: dict[str, Any]) -> str | None:
-    want = {k: v for k, v in axes.items() if k not in lhs}
+    # the point's name is implied by the sweep keys: pair on those, not on the name
+    want = {k: v for k, v in axes.items() if k not in lhs and (k != "point" or "point" in rhs)}
     want.update(rhs)
     for name, g in groups.items():
         if matches(g["axes"], {k: v for k, v in want.items() if v is not None}) and all(

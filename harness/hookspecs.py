@@ -49,6 +49,12 @@ def harness_cell_finished(record: dict[str, Any]) -> None:
 
 
 @hookspec
+def harness_run_finished(summary: dict[str, Any], out_dir: str) -> None:
+    """Called after ``harness run`` wrote ``summary.json`` (e.g. to draw figures that
+    span cells into ``out_dir``)."""
+
+
+@hookspec
 def harness_report_sections(summary: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
     """Return extra ``(title, html)`` sections for ``harness report`` on this summary.
 

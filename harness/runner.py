@@ -265,5 +265,7 @@ def run_spec(spec: Spec, out_dir: Path, *, executor: Any, cache_dir: Path, force
     results.index(r for r in (results.read_record(p.cell_id) for p in done) if r)
     summary = build_summary(spec, out_dir)
     results.write_summary(summary)
+    if hook is not None:
+        hook.harness_run_finished(summary=summary, out_dir=str(out_dir))
     report.summary = summary
     return report

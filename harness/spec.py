@@ -138,8 +138,11 @@ class Resolver:
         if isinstance(raw, Component):  # a bare name may be a reference: treat it as text
             raw = {"use": raw.use, **raw.raw_params} if raw.raw_params else raw.use
         if isinstance(raw, str):
+            # a bare name refers to a top-level component of the expected kind; a field of
+            # another kind (optimizer, selection, ...) never refers to one
             section = KIND_SECTIONS.get(kind or "")
-            sections = [section] if section else ["datasets", "models", "methods"]
+            sections = ([section] if section else []) if kind else [
+                "datasets", "models", "methods"]
             for sec in sections:
                 table = self.data.get(sec) if sec in ("datasets", "models", "methods") else None
                 if isinstance(table, dict) and raw in table:
@@ -272,7 +275,8 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
             methods=sections["methods"], metrics=metrics,  # type: ignore[arg-type]
             metric_where=wheres))
     if errors:
-        raise SpecErrors(errors)
+        unique = {e.render(): e for e in errors}  # one per place, not one per sweep point
+        raise SpecErrors(list(unique.values()))
     spec = Spec(model=model, source=str(path), data=doc.data, points=points, doc=doc)
     from .claims import check_claim_selectors  # local: claims imports cells
     check_claim_selectors(spec)

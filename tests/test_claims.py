@@ -101,3 +101,19 @@ def test_summarize() -> None:
                                        2 + 4.302652729749464 / 3 ** 0.5])
     assert summarize([4.0]) == {"mean": 4.0, "std": 0.0, "ci95": None, "n": 1}
     assert summarize([])["n"] == 0
+
+
+def test_pairs_on_sweep_keys_not_on_the_point_name() -> None:
+    def cell(steps: int, bs: int, value: float) -> dict:
+        return {"group": f"d/m/t/steps={steps},batch={bs}", "spec_seed": 0, "status": "ok",
+                "axes": {"dataset": "d", "model": "m", "method": "t",
+                         "point": f"steps={steps},batch={bs}", "steps": steps, "batch": bs},
+                "metrics": {"acc": value}}
+    data = [cell(30, 16, 0.9), cell(10, 16, 0.5), cell(30, 32, 0.8), cell(10, 32, 0.7)]
+    values = {"dataset": {"d"}, "model": {"m"}, "method": {"t"},
+              "point": {c["axes"]["point"] for c in data}, "steps": {"30", "10"},
+              "batch": {"16", "32"}}
+    res = evaluate_claim(Claim(metric="acc", lhs={"steps": 30}, rhs={"steps": 10},
+                               diff_at_least=0.1), data, values)
+    assert [r["value"] for r in res["groups"]] == pytest.approx([0.4, 0.1])
+    assert res["passed"] is True

@@ -170,3 +170,12 @@ def test_cell_seeds_differ_by_group_and_data_seed_is_shared(tmp_path: Path, regi
     assert s0[0].seed != s0[1].seed
     assert s0[0].data_seed == s0[1].data_seed
     assert len({c.id for c in cells}) == len(cells)
+
+
+def test_a_component_field_of_another_kind_never_refers_to_a_top_level_name(
+        tmp_path: Path, registry) -> None:
+    # a method named like an adapter must not be picked up by the optimizer field
+    text = BASE.replace("optimizer: {use: torch/sgd, lr: 0.1}", "optimizer: train")
+    with pytest.raises(SpecError) as err:
+        load_spec(write(tmp_path, text), registry)
+    assert "unknown optimizer adapter 'train'" in str(err.value)
