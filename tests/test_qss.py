@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, load_summary, run_harness
 from harness_adapters.qss.deep import (
     AgentConfig,
     Batch,
@@ -31,7 +32,6 @@ from harness_adapters.qss.tabular import (
 from torch import nn
 
 from harness import CellResult, RunContext
-from tests.conftest import ROOT, load_summary, run_harness
 
 TABULAR = ROOT / "specs" / "qss-tabular.yaml"
 PENDULUM = ROOT / "specs" / "d3g-pendulum.yaml"
