@@ -81,6 +81,11 @@ class Component(BaseModel):
         return dict(self.model_extra or {})
 
     @property
+    def spec_name(self) -> str | None:
+        """The top-level name this component was referenced by, if any."""
+        return self._label
+
+    @property
     def label(self) -> str:
         """The spec's name for this component (its key), or the adapter name."""
         return self._label or self.use

@@ -11,12 +11,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from .cells import derive_seed
+
+if TYPE_CHECKING:
+    from .adapter import Component
 
 ProgressCallback = Callable[[str, int, int | None], None]
 
@@ -58,6 +61,7 @@ class RunContext:
     progress: Progress = field(default_factory=Progress)
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    spec_seed: int | None = None
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -74,7 +78,20 @@ class RunContext:
         return RunContext(seed=derive_seed(self.seed, label), device=self.device,
                           work_dir=self.work_dir, cache_dir=self.cache_dir, logger=self.logger,
                           progress=self.progress, label=f"{self.label}/{label}",
-                          extras=self.extras)
+                          extras=self.extras, spec_seed=self.spec_seed)
+
+    def load_dataset(self, component: Component) -> Any:
+        """Load a nested dataset component (e.g. the one a wrapper wraps).
+
+        A reference to a top-level dataset by name loads exactly as that dataset does in
+        its own cells (its own seed, the same cached object); an inline component gets
+        a seed derived from this context."""
+        from .runner import load_component_data
+        if component.spec_name is not None and self.spec_seed is not None:
+            seed = derive_seed(self.spec_seed, "dataset", component.spec_name)
+        else:
+            seed = derive_seed(self.seed, "inner")  # as self.derive("inner")
+        return load_component_data(component, seed, self)
 
     def artifact(self, name: str) -> Path:
         """A path for an artifact file in this cell's artifacts folder."""

@@ -40,6 +40,7 @@ class CellPlan:
     seed: int
     data_seed: int
     model_seed: int
+    spec_seed: int
     dataset: Component | None
     model: Component | None
     method: Component
@@ -58,7 +59,7 @@ class CellPlan:
         model_seed, seed = (cell.paired_seeds() if spec.model.settings.common_random_numbers
                             else (cell.seed, cell.seed))
         return cls(cell_id=cell.id, name=cell.name, seed=seed, data_seed=cell.data_seed,
-                   model_seed=model_seed,
+                   model_seed=model_seed, spec_seed=cell.spec_seed,
                    dataset=cell.dataset_component, model=cell.model_component,
                    method=cell.method_component, metrics=cell.metrics,
                    config=cell.config(), versions=cell.versions(),
@@ -69,19 +70,28 @@ class CellPlan:
 _DATA_CACHE: dict[tuple[str, int], tuple[Any, str]] = {}
 
 
+def load_component_data(component: Component, seed: int, like: RunContext) -> Any:
+    """Load a dataset component with ``seed``, once per process per (config, seed)."""
+    key = (config_hash(component.config()), seed)
+    if key not in _DATA_CACHE:
+        ctx = RunContext(seed=seed, device=like.device, work_dir=like.work_dir,
+                         cache_dir=like.cache_dir, progress=like.progress,
+                         label=f"data:{component.label}", spec_seed=like.spec_seed)
+        ctx.seed_globals()
+        data = component.build().load(ctx)
+        _DATA_CACHE[key] = (data, fingerprint(data))
+    return _DATA_CACHE[key][0]
+
+
 def load_data(plan: CellPlan, progress: Progress | None = None) -> tuple[Any, str]:
     """The cell's data and its fingerprint, loaded once per process per (config, seed)."""
     if plan.dataset is None:
         return None, "none"
-    key = (config_hash(plan.dataset.config()), plan.data_seed)
-    if key not in _DATA_CACHE:
-        ctx = RunContext(seed=plan.data_seed, device=torch.device(plan.settings["device"]),
-                         work_dir=Path(plan.cache_dir) / "scratch", cache_dir=Path(plan.cache_dir),
-                         progress=progress or Progress(), label=f"data:{plan.dataset.label}")
-        ctx.seed_globals()
-        data = plan.dataset.build().load(ctx)
-        _DATA_CACHE[key] = (data, fingerprint(data))
-    return _DATA_CACHE[key]
+    like = RunContext(seed=plan.data_seed, device=torch.device(plan.settings["device"]),
+                      work_dir=Path(plan.cache_dir) / "scratch", cache_dir=Path(plan.cache_dir),
+                      progress=progress or Progress(), spec_seed=plan.spec_seed)
+    load_component_data(plan.dataset, plan.data_seed, like)
+    return _DATA_CACHE[(config_hash(plan.dataset.config()), plan.data_seed)]
 
 
 _DROP = object()
@@ -129,7 +139,8 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         record["data_fingerprint"] = data_fp
         ctx = RunContext(seed=plan.seed, device=torch.device(plan.settings["device"]),
                          work_dir=cell_dir / "artifacts", cache_dir=Path(plan.cache_dir),
-                         logger=log, progress=progress, label=plan.name)
+                         logger=log, progress=progress, label=plan.name,
+                         spec_seed=plan.spec_seed)
         model = None
         if plan.model is not None:
             t0 = time.perf_counter()

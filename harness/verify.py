@@ -34,6 +34,7 @@ def plan_from_record(record: dict[str, Any], registry: Registry, cache_dir: Path
                for i, m in enumerate(cell.get("metrics", []))]
     return CellPlan(
         cell_id=record["cell_id"], name=cell["name"], seed=seed, model_seed=model_seed,
+        spec_seed=cell["spec_seed"],
         data_seed=cell["data_seed"],
         dataset=_component(resolver, cell.get("dataset"), "dataset", "dataset"),
         model=_component(resolver, cell.get("model"), "model", "model"),

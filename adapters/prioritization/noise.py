@@ -29,7 +29,7 @@ from harness.data import ClassificationData
 
 
 def _load_inner(component: Component, ctx: RunContext) -> ClassificationData:
-    data = component.build().load(ctx.derive("inner"))
+    data = ctx.load_dataset(component)  # a referenced top-level dataset loads as in its cells
     if not isinstance(data, ClassificationData):
         raise HarnessError(f"noise wrappers need a classification dataset; {component.label!r} "
                            f"loads a {type(data).__name__}",
