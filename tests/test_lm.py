@@ -131,6 +131,20 @@ def _prefixes(lm: CausalLM) -> list[tuple[int, ...]]:
     return [tuple(s[: i + 1]) for s in seqs for i in range(len(s))]
 
 
+def test_prefix_common_to_all_contexts_is_reused(tiny: CausalLM) -> None:
+    ctxs = ["A long shared instruction. Q1", "A long shared instruction. Q22",
+            "A long shared instruction."]
+    conts = [[" a", " b"], [" c"], [" d", " ee"]]
+    before = dict(tiny.stats)
+    got = tiny.loglikelihood(ctxs, conts)
+    for ctx, ks, row in zip(ctxs, conts, got, strict=True):
+        assert row == pytest.approx(manual_scores(tiny, ctx, ks), abs=1e-4)
+    # the prefix pass plus one packed pass (tiny budget: maybe more), never per context
+    shared = len(tiny.encode("A long shared instruction")) + 0
+    used = tiny.stats["tokens_forwarded"] - before["tokens_forwarded"]
+    assert used < sum(len(tiny.encode(c)) for c in ctxs) and shared >= 8
+
+
 def test_scoring_is_deterministic(tiny: CausalLM) -> None:
     assert tiny.loglikelihood(CONTEXTS, CONTINUATIONS) == tiny.loglikelihood(CONTEXTS,
                                                                              CONTINUATIONS)

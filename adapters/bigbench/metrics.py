@@ -76,6 +76,9 @@ class BigBenchMetrics(Metric):
                 scores = scoring.task_scores(samples, names, seed)
             except ValueError as exc:
                 raise HarnessError(f"{leaf['name']}: {exc}") from None
+            if leaf["preferred_score"] == "bleurt":
+                raise HarnessError(f"{leaf['name']}: BLEURT is not supported (it needs a "
+                                   "checkpoint from the network)")
             if leaf["preferred_score"] not in scores:
                 raise HarnessError(f"{leaf['name']}: its preferred score "
                                    f"{leaf['preferred_score']!r} was not computed",

@@ -31,7 +31,7 @@ class CausalModel(Model):
         scoring: Literal["packed", "padded", "naive"] = Field(
             "packed", description="log-likelihood strategy: prefix-tree packing, padded "
             "rows, or one forward per continuation")
-        batch_tokens: int = Field(1024, ge=16, description="packed tokens per forward")
+        batch_tokens: int = Field(512, ge=16, description="packed tokens per forward")
         batch_size: int = Field(8, ge=1, description="rows per forward (padded scoring, "
                                 "generation)")
         max_length: int | None = Field(None, ge=2, description="token limit (default: "

@@ -152,9 +152,29 @@ def _hub_error(model: str, exc: Exception) -> HarnessError:
         "network access, or use an alias: " + ", ".join(sorted(ALIASES)))
 
 
+class _quiet:
+    """Silence transformers' per-load progress bars (the harness reports its own)."""
+
+    def __enter__(self) -> None:
+        from transformers.utils import logging as tlog
+        self.was = tlog.is_progress_bar_enabled()
+        tlog.disable_progress_bar()
+
+    def __exit__(self, *exc: object) -> None:
+        from transformers.utils import logging as tlog
+        if self.was:
+            tlog.enable_progress_bar()
+
+
 def load(source: Source, *, dtype: str, device: torch.device, cache_dir: Path,
          share: bool = True) -> tuple[Any, Any, str]:
     """``(model, tokenizer, folder)``: the model in eval mode on ``device``."""
+    with _quiet():
+        return _load(source, dtype=dtype, device=device, cache_dir=cache_dir, share=share)
+
+
+def _load(source: Source, *, dtype: str, device: torch.device, cache_dir: Path,
+          share: bool) -> tuple[Any, Any, str]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if dtype not in DTYPES:
         raise HarnessError(f"unknown dtype {dtype!r}", hint="one of " + ", ".join(DTYPES))
