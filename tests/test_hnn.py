@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import harness_adapters.hnn as hnn_plugin
 import numpy as np
 import pytest
 import torch
@@ -200,16 +201,25 @@ def test_rollout_metrics_batched_match_per_trajectory(tmp_path: Path) -> None:
     assert "learned_h_drift" not in batched  # a baseline has no learned H
     for name in ("phase_portrait.png", "energy.png", "rollouts.npz"):
         assert (ctx.work_dir / name).stat().st_size > 1000
-    # a sibling cell on the same data gets the truth/baseline/HNN comparison plots
+    # an HNN cell on the same data: at the end of the run (the run-finished hook) both
+    # cells get the truth/baseline/HNN comparison plots; a cell on other data does not
     hnn = HNN().build(RunContext(seed=2), data)
     ctx2 = RunContext(seed=0, work_dir=tmp_path / "cells" / "b" / "artifacts",
                       label="spring/hnn/train/seed=0")
     out = Rollout().compute(ctx2, CellResult(data, hnn, {}))
     assert "learned_h_drift" in out
-    assert (ctx2.work_dir / "compare_energy.png").exists()
-    assert (ctx2.work_dir / "compare_phase_portrait.png").exists()
+    other = SpringData(SpringData.Params(trajectories=4)).load(RunContext(seed=9))
+    ctx3 = RunContext(seed=0, work_dir=tmp_path / "cells" / "c" / "artifacts",
+                      label="spring/hnn/train/seed=1")
+    Rollout().compute(ctx3, CellResult(other, hnn, {}))
+    hnn_plugin.harness_run_finished(summary={"adapters": ["hnn/rollout"]},
+                                    out_dir=str(tmp_path))
+    for c in (ctx.work_dir, ctx2.work_dir):
+        assert (c / "compare_energy.png").exists()
+        assert (c / "compare_phase_portrait.png").exists()
+    assert not (ctx3.work_dir / "compare_energy.png").exists()
     sections = report_sections(str(tmp_path))  # what `harness report` adds
-    assert len(sections) == 1 and sections[0][1].count("<img") == 2
+    assert len(sections) == 2 and sorted(s[1].count("<img") for s in sections) == [2, 2]
 
 
 def test_spring_energy_claim_fails_with_identity_matrix(monkeypatch, tmp_path: Path) -> None:

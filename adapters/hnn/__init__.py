@@ -25,6 +25,14 @@ def harness_adapters() -> list[type[Adapter]]:
 
 
 @hookimpl
+def harness_run_finished(summary: dict[str, Any], out_dir: str) -> None:
+    """Truth vs baseline vs HNN plots into the cells that share a dataset and seed."""
+    if "hnn/rollout" in summary.get("adapters", []):
+        from .plots import save_comparisons
+        save_comparisons(out_dir)
+
+
+@hookimpl
 def harness_report_sections(summary: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
     if "hnn/rollout" not in summary.get("adapters", []):
         return []

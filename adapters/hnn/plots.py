@@ -1,10 +1,10 @@
 """Plots for the HNN rollouts: phase portraits and energy over time (truth vs models).
 
 Every ``hnn/rollout`` cell saves ``rollouts.npz`` and its own ``phase_portrait.png`` and
-``energy.png`` (truth vs this cell's model). When sibling cells of the same results folder
-have rolled out from the same data and evaluation times (same data fingerprint), the cell
-also draws ``compare_phase_portrait.png`` and ``compare_energy.png`` with truth, baseline
-and HNN together (in the default spec the baseline runs first, so the HNN cells hold them).
+``energy.png`` (truth vs this cell's model). When a run finishes (the core's
+``harness_run_finished`` hook), every cell whose sibling cells rolled out from the same data
+and evaluation times (same data fingerprint: same dataset and seed) also gets
+``compare_phase_portrait.png`` and ``compare_energy.png``: truth, baseline and HNN together.
 ``harness report`` draws the same comparisons per dataset and seed (``report_sections``).
 """
 
@@ -139,35 +139,41 @@ def comparison_figures(recs: list[dict[str, Any]], title: str, k: int) -> list[A
     return [fig1, fig2]
 
 
-def save_comparisons(ctx: RunContext, data: Any, rec: dict[str, Any], k: int) -> None:
-    """Truth vs every sibling cell's model on the same data, if any have run."""
-    cells = ctx.work_dir.parent.parent
-    own = ctx.work_dir / "rollouts.npz"
-    found = [rec]
-    for path in sorted(cells.glob("*/artifacts/rollouts.npz")):
-        if path.resolve() == own.resolve():
+def _groups(out_dir: str) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    """Saved rollouts of a results folder, grouped by data key (dataset and seed)."""
+    groups: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+    for path in sorted(Path(out_dir).glob("cells/*/artifacts/rollouts.npz")):
+        rec = load_record(path)
+        if rec is not None:
+            groups.setdefault(str(rec["key"]), []).append((path, rec))
+    return groups
+
+
+def save_comparisons(out_dir: str, k: int = 3) -> int:
+    """Truth vs every model on the same data, into each of those cells' artifacts.
+
+    Returns the number of cells that got comparison plots."""
+    done = 0
+    for members in _groups(out_dir).values():
+        if len(members) < 2:
             continue
-        other = load_record(path)
-        if other is not None and other["key"] == rec["key"]:
-            found.append(other)
-    if len(found) < 2:
-        return
-    figs = comparison_figures(found, data.name, k)
-    for fig, name in zip(figs, ("compare_phase_portrait.png", "compare_energy.png"),
-                         strict=True):
-        fig.savefig(ctx.artifact(name), dpi=90)
-        plt.close(fig)
+        recs = [rec for _, rec in members]
+        title = str(recs[0]["label"]).split("/")[0]
+        for path, _ in members:
+            figs = comparison_figures(recs, title, k)
+            for fig, name in zip(figs, ("compare_phase_portrait.png", "compare_energy.png"),
+                                 strict=True):
+                fig.savefig(path.parent / name, dpi=90)
+                plt.close(fig)
+            done += 1
+    return done
 
 
 def report_sections(out_dir: str, k: int = 3) -> list[tuple[str, str]]:
     """HTML sections: truth vs all models, one per (dataset, seed) in a results folder."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(Path(out_dir).glob("cells/*/artifacts/rollouts.npz")):
-        rec = load_record(path)
-        if rec is not None:
-            groups.setdefault(rec["key"], []).append(rec)
     sections = []
-    for recs in groups.values():
+    for members in _groups(out_dir).values():
+        recs = [rec for _, rec in members]
         label = str(recs[0]["label"])
         parts = label.split("/")
         title = f"{parts[0]} {parts[-1]}" if len(parts) > 1 else label

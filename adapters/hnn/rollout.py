@@ -44,7 +44,7 @@ from harness import CellResult, HarnessError, Metric, Params, RunContext
 
 from .datasets import DynamicsData
 from .models import DynamicsModel
-from .plots import save_comparisons, save_rollout_plots
+from .plots import save_rollout_plots
 from .systems import integrate
 from .train import derivative_loss
 
@@ -150,7 +150,6 @@ class Rollout(Metric):
                       "label": ctx.label or "model",
                       "kind": "baseline" if model.baseline else f"hnn:{model.field_type}"}
             save_rollout_plots(ctx, data, model, record, p.plot_trajectories)
-            save_comparisons(ctx, data, record, p.plot_trajectories)
         return out
 
 
