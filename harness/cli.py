@@ -107,11 +107,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     spec = _load(args, registry)
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
     executors = registry.executors()
-    name = args.executor or ("pool" if args.jobs > 1 else "inprocess")
+    jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
+    name = args.executor or ("pool" if jobs > 1 else "inprocess")
     if name not in executors:
         raise HarnessError(f"unknown executor {name!r}",
                            hint="available: " + ", ".join(sorted(executors)))
-    executor = executors[name](jobs=args.jobs)
+    executor = executors[name](jobs=jobs)
     err.print(_plugins_line(registry), highlight=False)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_spec(spec, out_dir, executor=executor, cache_dir=default_cache(),
@@ -228,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     spec_args(p)
     p.add_argument("--out", help="results folder (default results/<spec name>)")
     p.add_argument("--force", action="store_true", help="re-run cells that are already done")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (pool executor)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (pool executor); default: the spec's settings.jobs")
     p.add_argument("--executor", help="executor plugin name (inprocess, pool, ...)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=cmd_run)

@@ -63,7 +63,8 @@ class CellPlan:
                    dataset=cell.dataset_component, model=cell.model_component,
                    method=cell.method_component, metrics=cell.metrics,
                    config=cell.config(), versions=cell.versions(),
-                   settings=spec.model.settings.model_dump(), spec_source=spec.source,
+                   settings=spec.model.settings.model_dump(exclude={"jobs"}),
+                   spec_source=spec.source,
                    spec_hash=spec.hash(), cache_dir=str(cache_dir))
 
 

@@ -26,6 +26,8 @@ class Settings(Strict):
     """How cells run; recorded in every record and part of each cell's identity."""
 
     threads: int = Field(1, ge=1, description="torch intra-op threads per cell")
+    jobs: int = Field(1, ge=1, description="cells run at once (worker processes) unless "
+                      "`--jobs` says otherwise; does not change results")
     device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
     deterministic: bool = Field(True, description="torch deterministic algorithms")
     common_random_numbers: bool = Field(
