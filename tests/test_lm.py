@@ -316,4 +316,4 @@ def test_smollm2_packed_scoring_matches_naive() -> None:
     finally:
         lm.scoring = "packed"
     assert np.abs(packed - naive).max() < 1e-3
-    assert packed[0].argmax() == 0 and packed[1].argmax() == 1
+    assert np.abs(packed[0] - packed[1]).max() > 0.1  # the context changes the scores

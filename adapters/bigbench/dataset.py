@@ -52,5 +52,6 @@ class BigBenchTask(Dataset):
         if not task.leaves() or not task.leaves()[0].examples:
             raise HarnessError(f"BIG-bench task {name!r} has no examples")
         task.origin = str(folder)
+        task.subset = [leaf.name for leaf in task.leaves()] if only else []
         task.human = source.human_scores(folder, task.name)
         return task

@@ -129,7 +129,8 @@ class Evaluate(Method):
             timing["mc_examples_per_s"] = timing["multiple_choice_examples"] / timing["score_s"]
         return {"examples": examples, "task": data.name, "shots": p.shots,
                 "leaves": [leaf.info() for leaf in leaves], "human_raters": data.human,
-                "origin": data.origin, "model": model.describe(), "timing": timing}
+                "origin": data.origin, "subset": data.subset, "model": model.describe(),
+                "timing": timing}
 
     def _leaf(self, ctx: RunContext, leaf: JsonTask, model: LanguageModel, max_length: int,
               timing: dict[str, Any]) -> list[dict[str, Any]]:

@@ -49,8 +49,11 @@ def rows(summary: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
         human = outputs.get("human_raters") or {}
         value = metrics.get(metric)
         low = metrics.get("low_score")
+        subset = outputs.get("subset") or []
+        label = task + (f" [{', '.join(n.split(':', 1)[-1] for n in subset)}]" if subset
+                        else "")
         out.append({
-            "task": task, "model": cell["axes"].get("model"), "shots": outputs.get("shots"),
+            "task": label, "model": cell["axes"].get("model"), "shots": outputs.get("shots"),
             "metric": metric,
             "model score": None if value is None else value * scale,
             "chance": None if low is None or metric == "normalized_aggregate_score"
@@ -59,7 +62,6 @@ def rows(summary: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
             "human expert": human.get("expert", {}).get(metric),
             "model normalized": metrics.get("normalized_aggregate_score"),
             "human avg normalized": human.get("average", {}).get("normalized_aggregate_score"),
-            "subset": len(outputs["leaves"]) > 0 and cell["params"]["dataset"].get("subtasks"),
         })
     return out
 

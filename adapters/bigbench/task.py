@@ -148,6 +148,7 @@ class JsonTask:
     examples: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     origin: str = ""  # the folder the task was read from
+    subset: list[str] = field(default_factory=list)  # the subtasks kept, when filtered
     human: dict[str, dict[str, float]] = field(default_factory=dict)  # human-rater scores
 
     # -- structure -----------------------------------------------------------------
