@@ -185,6 +185,26 @@ def test_greedy_batch_generation_equals_one_by_one(tiny: CausalLM) -> None:
         assert text == _greedy_manual(tiny, p, 12)
 
 
+def test_refilled_batches_decode_like_single_prompts(tiny: CausalLM) -> None:
+    prompts = ["a", "A much longer prompt than the others", "mid size", "xyz 123", "q", "!!"]
+
+    def until(text: str) -> bool:  # rows finish at different steps
+        return (len(text) + ord(text[0])) % 4 == 0
+
+    tiny.batch_size = 1
+    try:
+        alone = tiny.generate(prompts, max_new_tokens=9, until=until)
+        tiny.batch_size = 2
+        refilled = tiny.generate(prompts, max_new_tokens=9, until=until)
+    finally:
+        tiny.batch_size = 3
+    assert refilled == alone
+    assert len({len(t) for t in alone}) > 1  # the refill path was exercised
+    for p, text in zip(prompts, alone, strict=True):
+        full = _greedy_manual(tiny, p, 9)
+        assert full.startswith(text)
+
+
 def test_stop_strings_and_until(tiny: CausalLM) -> None:
     full = tiny.generate(["Hello there"], max_new_tokens=12)[0]
     assert len(full) >= 4

@@ -32,8 +32,8 @@ class CausalModel(Model):
             "packed", description="log-likelihood strategy: prefix-tree packing, padded "
             "rows, or one forward per continuation")
         batch_tokens: int = Field(512, ge=16, description="packed tokens per forward")
-        batch_size: int = Field(8, ge=1, description="rows per forward (padded scoring, "
-                                "generation)")
+        batch_size: int = Field(16, ge=1, description="rows decoded together (and rows "
+                                "per forward with padded scoring)")
         max_length: int | None = Field(None, ge=2, description="token limit (default: "
                                        "the model's max_position_embeddings)")
         share: bool = Field(True, description="reuse one loaded copy per process")

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from .base import LanguageModel, StopPredicate
+from .generation import Decoder
 from .packing import Request, pack
 
 MIN_SHARED_PREFIX = 8  # tokens; a shorter common prefix is not worth a separate pass
@@ -40,7 +41,7 @@ class CausalLM(LanguageModel):
     """A Hugging Face causal LM with a tokenizer (see the module docstring)."""
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "causal",
-                 scoring: str = "packed", batch_tokens: int = 512, batch_size: int = 8,
+                 scoring: str = "packed", batch_tokens: int = 512, batch_size: int = 16,
                  max_length: int | None = None, info: dict[str, Any] | None = None) -> None:
         self._model = model
         self._tok = tokenizer
@@ -177,9 +178,7 @@ class CausalLM(LanguageModel):
         self.stats["tokens_forwarded"] += len(ids)
         self._model(input_ids=torch.tensor([ids], device=self.device), use_cache=True,
                     logits_to_keep=1, **{self._cache_kw: cache})
-        if hasattr(cache, "layers"):
-            return [(layer.keys, layer.values) for layer in cache.layers]
-        return list(zip(cache.key_cache, cache.value_cache, strict=True))
+        return self._layers_kv(cache)
 
     def _cache_from(self, kv: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
         cache = self.new_cache()
@@ -218,101 +217,20 @@ class CausalLM(LanguageModel):
                  stop: Sequence[str] = (), until: StopPredicate | None = None,
                  do_sample: bool = False, temperature: float = 1.0, top_k: int = 0,
                  top_p: float = 1.0, generator: torch.Generator | None = None) -> list[str]:
-        """Batched decoding with a key/value cache (left padding, ``batch_size`` prompts
-        at a time, longest first). Greedy unless ``do_sample``; sampling draws from
-        ``generator`` (temperature, then top-k, then top-p filtering)."""
-        encoded = [self.encode_context(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        results = [""] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            texts = self._generate_batch([encoded[i] for i in idx], max_new_tokens, stop,
-                                         until, do_sample, temperature, top_k, top_p,
-                                         generator)
-            for i, text in zip(idx, texts, strict=True):
-                results[i] = text
-        return results
-
-    def _generate_batch(self, seqs: list[list[int]], max_new: int, stop: Sequence[str],
-                        until: StopPredicate | None, do_sample: bool, temperature: float,
-                        top_k: int, top_p: float, generator: torch.Generator | None
-                        ) -> list[str]:
-        dev = self.device
-        limit = max(self.max_length - max_new, 1)
-        seqs = [s[-limit:] for s in seqs]
-        width = max(len(s) for s in seqs)
-        pad = self._tok.pad_token_id if self._tok.pad_token_id is not None else 0
-        ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        att = torch.zeros((len(seqs), width), dtype=torch.long)
-        for k, s in enumerate(seqs):
-            ids[k, width - len(s):] = torch.tensor(s)
-            att[k, width - len(s):] = 1
-        ids, att = ids.to(dev), att.to(dev)
-        pos = (att.cumsum(-1) - 1).clamp(min=0)
-        cache = self.new_cache()
-        eos = self._tok.eos_token_id
-        alive = list(range(len(seqs)))  # original row of each live batch row
-        generated: list[list[int]] = [[] for _ in seqs]
-        texts = [""] * len(seqs)
-        step_ids, step_pos = ids, pos
-        for _ in range(max_new):
-            self.stats["forward_calls"] += 1
-            self.stats["tokens_forwarded"] += int(step_ids.numel())
-            out = self._model(input_ids=step_ids, attention_mask=att, position_ids=step_pos,
-                              use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
-            logits = out.logits[:, -1, :].float()
-            nxt = self._next_tokens(logits, do_sample, temperature, top_k, top_p, generator)
-            keep = []
-            for b, row in enumerate(alive):
-                tok = int(nxt[b])
-                if eos is not None and tok == eos:
-                    continue
-                generated[row].append(tok)
-                texts[row] = self._tok.decode(generated[row], skip_special_tokens=True)
-                if any(s and s in texts[row] for s in stop) or (until and until(texts[row])):
-                    continue
-                keep.append(b)
-            if not keep:
-                break
-            if len(keep) < len(alive):
-                sel = torch.tensor(keep, device=dev)
-                cache.batch_select_indices(sel)
-                nxt, att, step_pos = nxt[sel], att[sel], step_pos[sel]
-                alive = [alive[b] for b in keep]
-            att = torch.cat([att, torch.ones((len(alive), 1), dtype=att.dtype, device=dev)], 1)
-            step_pos = step_pos[:, -1:] + 1
-            step_ids = nxt[:, None]
-        return [_cut_at_stop(t, stop) for t in texts]
+        """Decoding with a key/value cache, ``batch_size`` rows at a time, finished rows
+        replaced by waiting prompts (:mod:`.generation`). Greedy unless ``do_sample``;
+        sampling draws from ``generator`` (temperature, then top-k, then top-p)."""
+        sample = {"do_sample": do_sample, "temperature": temperature, "top_k": top_k,
+                  "top_p": top_p, "generator": generator}
+        decoder = Decoder(self, max_new_tokens, stop, until, sample)
+        return decoder.run([self.encode_context(p) for p in prompts], self.batch_size)
 
     @staticmethod
-    def _next_tokens(logits: torch.Tensor, do_sample: bool, temperature: float, top_k: int,
-                     top_p: float, generator: torch.Generator | None) -> torch.Tensor:
-        if not do_sample:
-            return logits.argmax(-1)
-        logits = logits / max(temperature, 1e-6)
-        if top_k and top_k > 0:
-            kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if top_p < 1.0:
-            sorted_logits, sorted_idx = torch.sort(logits, descending=True, dim=-1)
-            cum = torch.softmax(sorted_logits, -1).cumsum(-1)
-            drop = cum - torch.softmax(sorted_logits, -1) > top_p
-            sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-            logits = torch.full_like(logits, float("-inf")).scatter(-1, sorted_idx,
-                                                                    sorted_logits)
-        probs = torch.softmax(logits, -1)
-        return torch.multinomial(probs.cpu(), 1, generator=generator)[:, 0].to(logits.device)
-
-
-def _cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Text up to and including the earliest stop string (unchanged when none occurs)."""
-    cut = len(text)
-    for s in stop:
-        if s:
-            i = text.find(s)
-            if i >= 0:
-                cut = min(cut, i + len(s))
-    return text[:cut]
+    def _layers_kv(cache: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per layer (keys, values) of a DynamicCache (any transformers version)."""
+        if hasattr(cache, "layers"):
+            return [(layer.keys, layer.values) for layer in cache.layers]
+        return list(zip(cache.key_cache, cache.value_cache, strict=True))
 
 
 def _common_prefix(seqs: list[list[int]]) -> int:
