@@ -1,6 +1,15 @@
-"""BIG-bench JSON tasks (Srivastava et al., arXiv 2206.04615): dataset ``bigbench/task``,
-method ``bigbench/evaluate``, metrics ``bigbench/metrics`` and ``bigbench/bootstrap``, and
-a report section that sets the model beside BIG-bench's human raters and chance."""
+"""BIG-bench JSON tasks: dataset ``bigbench/task``, method ``bigbench/evaluate``, metrics
+``bigbench/metrics`` and ``bigbench/bootstrap``, and a report section that sets the model
+beside BIG-bench's human raters and chance.
+
+Paper: Srivastava et al., "Beyond the Imitation Game: Quantifying and extrapolating the
+capabilities of language models", arXiv 2206.04615. Reference code: google/BIG-bench
+(PyPI ``bigbench==1.0.0``). Each module's docstring states what it reproduces and how it
+deviates: :mod:`.task` (prompts, few-shot draws, score ranges), :mod:`.evaluate` (scoring,
+decoding, post-processing), :mod:`.scoring` (metrics, aggregation), :mod:`.source` (where
+tasks come from), and :mod:`harness_adapters.lm.causal` / :mod:`harness_adapters.lm.dummy`
+(the models). See docs/bigbench.md.
+"""
 
 from __future__ import annotations
 
