@@ -81,13 +81,13 @@ def _plot(table: list[dict[str, Any]]) -> str:
     labels = [f"{r['task']}\n{r['model']} {r['shots']}-shot" for r in table]
     series = [("model score", "#1f77b4"), ("chance", "#999999"), ("human avg", "#2ca02c"),
               ("human expert", "#d62728")]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(table)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(table)), 5))
     width = 0.2
     for k, (key, color) in enumerate(series):
         xs = [i + (k - 1.5) * width for i in range(len(table))]
         ys = [r[key] if r[key] is not None else 0.0 for r in table]
         ax.bar(xs, ys, width, label=key, color=color)
-    ax.set_xticks(range(len(table)), labels, fontsize=7)
+    ax.set_xticks(range(len(table)), labels, fontsize=7, rotation=25, ha="right")
     ax.set_ylabel("preferred metric (BIG-bench 0-100 scale)")
     ax.legend(fontsize=8)
     fig.tight_layout()
