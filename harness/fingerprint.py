@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,15 @@ def fingerprint(obj: Any) -> str:
     h = hashlib.sha256()
     _update(h, obj)
     return h.hexdigest()[:16]
+
+
+def file_sha256(path: str | Path) -> str:
+    """The full hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def config_hash(obj: Any) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 
 from harness import HarnessError
 from harness.context import Progress
+from harness.fingerprint import file_sha256
 
 PINNED = {"1.0.0": (
     "https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cf"
@@ -139,7 +140,7 @@ def archive_source(version: str, archive_url: str | None,
 def download_archive(url: str, sha256: str, dest: Path, progress: Progress) -> Path:
     """Download ``url`` to ``dest`` (atomically) and check its SHA-256."""
     if dest.is_file():
-        if _sha256(dest) == sha256:
+        if file_sha256(dest) == sha256:
             return dest
         dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -170,13 +171,6 @@ def download_archive(url: str, sha256: str, dest: Path, progress: Progress) -> P
     os.replace(part, dest)
     return dest
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def fetch_tasks(tasks: list[str], *, cache_dir: Path, version: str,
@@ -229,7 +223,7 @@ def fetch_tasks(tasks: list[str], *, cache_dir: Path, version: str,
 
 
 def write_manifest(folder: Path, archive_sha: str) -> None:
-    files = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+    files = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
              if p.is_file()}
     (folder / ".harness-manifest.json").write_text(
         json.dumps({"archive_sha256": archive_sha, "files": files}, indent=1))
@@ -243,7 +237,7 @@ def verify_manifest(folder: Path) -> None:
     files = json.loads(path.read_text())["files"]
     for rel, digest in files.items():
         p = folder / rel
-        if not p.is_file() or _sha256(p) != digest:
+        if not p.is_file() or file_sha256(p) != digest:
             raise HarnessError(f"cached task file {p} fails its integrity check",
                                hint=f"delete {folder} and run again to re-extract it")
 

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from harness import HarnessError
+from harness.fingerprint import file_sha256
 
 log = logging.getLogger("harness.lm")
 
@@ -96,13 +97,6 @@ def _gguf_cache_dir(gguf: Path, cache_dir: Path) -> Path:
     return cache_dir / "lm" / f"{gguf.stem}-{key.hexdigest()[:12]}"
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
     """The cached float safetensors folder for ``gguf``, converting it on first use."""
@@ -127,7 +121,7 @@ def converted_gguf(gguf: Path, cache_dir: Path) -> Path:
         quantizer.remove_quantization_config(model)
     model.save_pretrained(str(tmp))
     tok.save_pretrained(str(tmp))
-    meta = {"gguf": str(gguf), "size": gguf.stat().st_size, "sha256": _file_sha256(gguf),
+    meta = {"gguf": str(gguf), "size": gguf.stat().st_size, "sha256": file_sha256(gguf),
             "seconds": round(time.perf_counter() - t0, 2)}
     (tmp / "harness-source.json").write_text(json.dumps(meta, indent=1))
     if target.exists():  # another process won the race
