@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 SHARED = ROOT.parent / "shared"
 BIGBENCH = SHARED / "bigbench"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread in every test, as the specs' settings use: in-process tests train
+    small models, and pytest-xdist already runs one worker per core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 class Result:

@@ -31,15 +31,6 @@ from harness import RunContext
 from harness.adapter import CellResult, Component
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    """Specs run with one torch thread; so do these in-process tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _claim(summary: dict, text_start: str) -> dict:
     (claim,) = [c for c in summary["claims"] if c["text"].startswith(text_start)]
     return claim

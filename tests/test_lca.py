@@ -27,14 +27,6 @@ from harness.adapter import Component
 from harness.training import StepInfo, TrainingRun, snapshot
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def observe(model: nn.Module, loss_fn: Any, x: torch.Tensor, y: torch.Tensor,
             thetas: list[dict[str, torch.Tensor]], tmp: Path,
             test: tuple[torch.Tensor, torch.Tensor] | None = None,

@@ -26,15 +26,6 @@ from harness_adapters.lm.packing import Request, Trie, pack
 from harness import HarnessError, RunContext
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread, as the spec default: extra threads only spin on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny() -> CausalLM:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers

@@ -30,15 +30,6 @@ from harness.spec import load_spec
 SPEC = SPECS / "loss-prioritization.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one torch thread, as the spec's settings use (and a shared machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def resolved(cls: Any, **params: Any) -> Component:
     return Component.resolved(cls.name, cls, cls.Params(**params))
 

@@ -37,15 +37,6 @@ TABULAR = ROOT / "specs" / "qss-tabular.yaml"
 PENDULUM = ROOT / "specs" / "d3g-pendulum.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """As the runner does (settings.threads: 1); several threads crawl on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def grid(**kw: object) -> GridWorld:
     return GridWorldDataset(GridWorldDataset.Params(**kw)).load(RunContext(seed=3))
 

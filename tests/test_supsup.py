@@ -31,8 +31,6 @@ from harness_adapters.supsup.train import Finetune, SupSupTrain
 from harness import Component, HarnessError, RunContext
 from harness.adapter import CellResult
 
-torch.set_num_threads(1)
-
 
 def official_topk(scores: torch.Tensor, k: float) -> torch.Tensor:
     """The official GetSubnet forward, written out: sort, zero the (1-k) smallest."""
