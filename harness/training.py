@@ -35,6 +35,14 @@ class OptimizerAdapter(Adapter):
         """``params`` restricts the optimizer to some parameters (e.g. one task's scores)."""
         raise NotImplementedError
 
+    @staticmethod
+    def trainable(model: torch.nn.Module, params: list[torch.nn.Parameter] | None
+                  ) -> list[torch.nn.Parameter]:
+        """What ``build`` optimizes: ``params`` when given, else the model's parameters
+        that require gradients."""
+        return list(params) if params is not None else [p for p in model.parameters()
+                                                        if p.requires_grad]
+
 
 class SelectionPolicy(Adapter):
     """Chooses which candidate examples are backpropagated at each step."""

@@ -19,12 +19,6 @@ from .optim import FOP, effective_lr, spectra
 from .spectrum import plot_spectra
 
 
-def _trainable(model: torch.nn.Module, params: list[torch.nn.Parameter] | None
-               ) -> list[torch.nn.Parameter]:
-    return list(params) if params is not None else [p for p in model.parameters()
-                                                    if p.requires_grad]
-
-
 class FOPOptimizer(OptimizerAdapter):
     """First-order preconditioning (Moskovitz et al. 2019) over SGD or momentum."""
 
@@ -59,7 +53,7 @@ class FOPOptimizer(OptimizerAdapter):
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
         p = self.params
-        opt = FOP(_trainable(model, params), lr=p.lr, meta_lr=p.meta_lr,
+        opt = FOP(self.trainable(model, params), lr=p.lr, meta_lr=p.meta_lr,
                   momentum=p.momentum if p.base == "momentum" else 0.0,
                   dampening=p.dampening, nesterov=p.nesterov, weight_decay=p.weight_decay,
                   structure=p.structure, dense_side=p.dense_side, vectors=p.vectors,
@@ -86,7 +80,7 @@ class SGDHDOptimizer(OptimizerAdapter):
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
         p = self.params
-        return SGDHD(_trainable(model, params), lr=p.lr, momentum=p.momentum,
+        return SGDHD(self.trainable(model, params), lr=p.lr, momentum=p.momentum,
                      dampening=p.dampening, weight_decay=p.weight_decay, nesterov=p.nesterov,
                      hypergrad_lr=p.hypergrad_lr)
 

@@ -9,12 +9,6 @@ from harness import Params, RunContext
 from harness.training import OptimizerAdapter
 
 
-def _params(model: torch.nn.Module, params: list[torch.nn.Parameter] | None
-            ) -> list[torch.nn.Parameter]:
-    return list(params) if params is not None else [p for p in model.parameters()
-                                                    if p.requires_grad]
-
-
 class SGD(OptimizerAdapter):
     """Stochastic gradient descent (torch.optim.SGD), optional momentum."""
 
@@ -29,7 +23,7 @@ class SGD(OptimizerAdapter):
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
         p = self.params
-        return torch.optim.SGD(_params(model, params), lr=p.lr, momentum=p.momentum,
+        return torch.optim.SGD(self.trainable(model, params), lr=p.lr, momentum=p.momentum,
                                nesterov=p.nesterov, weight_decay=p.weight_decay)
 
 
@@ -56,7 +50,7 @@ class Adam(OptimizerAdapter):
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
         p = self.params
-        return torch.optim.Adam(_params(model, params), lr=p.lr, betas=p.betas, eps=p.eps,
+        return torch.optim.Adam(self.trainable(model, params), lr=p.lr, betas=p.betas, eps=p.eps,
                                 weight_decay=p.weight_decay)
 
 
@@ -74,7 +68,7 @@ class RMSprop(OptimizerAdapter):
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
         p = self.params
-        return torch.optim.RMSprop(_params(model, params), lr=p.lr, alpha=p.alpha,
+        return torch.optim.RMSprop(self.trainable(model, params), lr=p.lr, alpha=p.alpha,
                                    momentum=p.momentum, weight_decay=p.weight_decay)
 
 
