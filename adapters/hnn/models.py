@@ -13,9 +13,9 @@ keep PyTorch's default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
   equations ``dq/dt = dF2/dp``, ``dp/dt = -dF2/dq``: F2 is the learned Hamiltonian. The
   official ``'conservative'`` field is the plain gradient ``dF1/dx @ I`` (identity instead
   of the symplectic matrix); ``'both'`` sums the two. ``'zero'`` is an ablation, not in the
-  official code: the field is identically zero (the symplectic gradient times 0, so the
-  loss still has a graph and the optimizer steps, and the output layer starts at zero), a
-  model that keeps every state frozen. ``untrained: true`` (also an ablation) marks the
+  official code: the field is identically zero (``0 * x``, so the loss still has a graph
+  and the loop runs, but no parameter gets a gradient; the output layer is zeroed too, so
+  the learned H is 0), a model that keeps every state frozen. ``untrained: true`` (also an ablation) marks the
   model so that ``hnn/train`` takes no step. The spec's controls use both. Gradients are
   taken by autograd with ``create_graph=True`` while training, so the loss trains through
   the field.
@@ -130,7 +130,8 @@ class DynamicsModel(nn.Module):
             out = self.net(x)
             field = torch.zeros_like(x)
             if self.field_type == "zero":  # ablation: a frozen state, nothing learned
-                return symplectic_gradient(out[:, 1], x, self.matrix, create_graph) * 0.0
+                zero = x * 0.0  # on the input's graph only: the loss backpropagates, no
+                return zero if create_graph else zero.detach()  # parameter gets a gradient
             if self.field_type != "solenoidal":  # official: dF1 @ eye
                 eye = torch.eye(x.shape[1], dtype=x.dtype)
                 field = field + symplectic_gradient(out[:, 0], x, eye, create_graph)
@@ -173,7 +174,7 @@ class HNN(Model):
             "solenoidal", description="solenoidal: dF2/dx @ M^T, the HNN (paper); "
             "conservative: dF1/dx @ I, a plain gradient field (ablation: the identity in place "
             "of the symplectic matrix); both: their sum; zero: ablation, an identically zero "
-            "field (output layer zeroed, the field multiplied by 0), i.e. a frozen state")
+            "field (0 * x; output layer zeroed), i.e. a frozen state")
         untrained: bool = Field(False, description="ablation (a control, not in the official "
                                 "code): hnn/train takes no step, so the HNN is evaluated at "
                                 "its random initialization")
