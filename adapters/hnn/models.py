@@ -127,11 +127,11 @@ class DynamicsModel(nn.Module):
         with torch.enable_grad():
             if not x.requires_grad:
                 x = x.detach().requires_grad_(True)
-            out = self.net(x)
-            field = torch.zeros_like(x)
             if self.field_type == "zero":  # ablation: a frozen state, nothing learned
                 zero = x * 0.0  # on the input's graph only: the loss backpropagates, no
                 return zero if create_graph else zero.detach()  # parameter gets a gradient
+            out = self.net(x)
+            field = torch.zeros_like(x)
             if self.field_type != "solenoidal":  # official: dF1 @ eye
                 eye = torch.eye(x.shape[1], dtype=x.dtype)
                 field = field + symplectic_gradient(out[:, 0], x, eye, create_graph)
