@@ -12,13 +12,13 @@ keep PyTorch's default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
   tensor ``M = [[0, I], [-I, 0]]`` for canonical coordinates, which gives Hamilton's
   equations ``dq/dt = dF2/dp``, ``dp/dt = -dF2/dq``: F2 is the learned Hamiltonian. The
   official ``'conservative'`` field is the plain gradient ``dF1/dx @ I`` (identity instead
-  of the symplectic matrix); ``'both'`` sums the two. ``'zero'`` is an ablation, not in the
-  official code: the field is identically zero (``0 * x``, so the loss still has a graph
-  and the loop runs, but no parameter gets a gradient; the output layer is zeroed too, so
-  the learned H is 0), a model that keeps every state frozen. ``untrained: true`` (also an ablation) marks the
-  model so that ``hnn/train`` takes no step. The spec's controls use both. Gradients are
-  taken by autograd with ``create_graph=True`` while training, so the loss trains through
-  the field.
+  of the symplectic matrix); ``'both'`` sums the two. ``'zero'`` is an ablation, not in
+  the official code: the field is identically zero (``0 * x``, so the loss still has a
+  graph and the loop runs, but no parameter gets a gradient; the output layer is zeroed
+  too, so the learned H is 0), a model that keeps every state frozen. ``untrained: true``
+  (also an ablation) marks the model so that ``hnn/train`` takes no step. The spec's
+  controls use both. Gradients are taken by autograd with ``create_graph=True`` while
+  training, so the loss trains through the field.
 
 Deviations: initialization draws from the run context's torch generator (the official
 code uses the global one); the official ``rk4_time_derivative`` training option is not
