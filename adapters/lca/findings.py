@@ -72,7 +72,7 @@ def plot_peaks(plt: Any, rec: dict[str, Any], window: int = 100) -> Any:
     fig, ax = plt.subplots(figsize=(12, 0.9 * n_layers + 1.5))
     for t in steps[masks.sum(axis=1) * 2 >= n_layers]:
         ax.axvline(t, color="0.85", lw=2, zorder=0)
-    for j, name in enumerate(names):
+    for j in range(n_layers):
         helped = -layers[:, j] / max(np.abs(layers[:, j]).max(), 1e-300)
         base = 1.2 * (n_layers - 1 - j)
         ax.plot(steps, base + helped, lw=0.9)
