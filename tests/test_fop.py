@@ -17,9 +17,10 @@ import torch.nn.functional as F
 from conftest import run_harness
 from harness_adapters.fop.hd import SGDHD
 from harness_adapters.fop.optim import FOP, hypergradient, layout_for
-from harness_adapters.fop.quadratic import Iterate, Minimize, QuadraticData
+from harness_adapters.fop.quadratic import Iterate, Minimize, QuadraticData, curvature_profile
+from harness_adapters.fop.tuning import Tuned, split_validation, with_value
 
-from harness import RunContext
+from harness import Component, HarnessError, Method, Params, RunContext
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "fop.yaml"
 
@@ -285,6 +286,108 @@ def test_minimize_counts_iterations_exactly() -> None:
     assert out["scalars"]["iterations"] == expected
     assert math.isclose(out["scalars"]["final_loss"], rel(600), rel_tol=1e-6)
     assert out["scalars"]["diverged"] == 0.0
+
+
+# -- fop/tuned: grid search inside a cell ----------------------------------------------
+def _sgd_minimize(lr: float = 0.1, steps: int = 400) -> Component:
+    from harness_adapters.generic.optimizers import SGD
+
+    opt = Component.resolved("torch/sgd", SGD, SGD.Params(lr=lr))
+    return Component.resolved("fop/minimize", Minimize,
+                              Minimize.Params(optimizer=opt, steps=steps, tol=1e-5,
+                                              stop_at_tol=True))
+
+
+def test_with_value_sets_nested_params_and_validates() -> None:
+    comp = _sgd_minimize()
+    new = with_value(comp.params, "optimizer.lr", 0.7, "here")
+    assert new.optimizer.params.lr == 0.7 and comp.params.optimizer.params.lr == 0.1
+    assert new.steps == 400 and new.optimizer.use == "torch/sgd"
+    with pytest.raises(HarnessError, match="has no param 'lrr'"):
+        with_value(comp.params, "optimizer.lrr", 0.7, "here")
+    with pytest.raises(HarnessError, match="not valid"):
+        with_value(comp.params, "optimizer.lr", -1.0, "here")
+    with pytest.raises(HarnessError, match="not a component"):
+        with_value(comp.params, "steps.lr", 1, "here")
+
+
+def test_tuned_picks_the_best_point_and_reruns_it(tmp_path: Path) -> None:
+    """On an axis-aligned quadratic SGD's iterations fall with lr up to the stability edge
+    (2/lambda_max = 2): the grid's best is the largest stable lr, 2.5 diverges (NaN, worst),
+    and the cell's outputs are exactly a direct run at that lr."""
+    data = QuadraticData(QuadraticData.Params(dim=6, condition=10.0, rotate=False)).load(
+        RunContext(seed=1))
+    grid = [0.5, 1.0, 1.5, 2.5]
+    tuned = Tuned(Tuned.Params(method=_sgd_minimize(), grid={"optimizer.lr": grid},
+                               select="iterations"))
+    ctx = RunContext(seed=3, work_dir=tmp_path)
+    out = tuned.run(ctx, data, Iterate(data.theta0))
+    its = [row["iterations"] for row in out["tuning"]]
+    assert [row["lr"] for row in out["tuning"]] == grid
+    assert its[0] > its[1] > its[2] and math.isnan(its[3]), its
+    assert out["scalars"]["tuned_lr"] == 1.5 and out["scalars"]["tuning_runs"] == 5
+    direct = Minimize(with_value(_sgd_minimize().params, "optimizer.lr", 1.5, "t")).run(
+        RunContext(seed=0), data, Iterate(data.theta0))
+    assert out["scalars"]["iterations"] == direct["scalars"]["iterations"] == its[2]
+    assert (tmp_path / "tuning.png").is_file()
+    assert max(Tuned(Tuned.Params(method=_sgd_minimize(), grid={"optimizer.lr": grid},
+                                  select="iterations", mode="max")).run(
+        ctx, data, Iterate(data.theta0))["tuning"], key=lambda r: r["lr"])["lr"] == 2.5
+
+
+def test_split_validation_is_stratified_and_disjoint() -> None:
+    from harness.data import ClassificationData
+
+    y = torch.arange(100) % 4
+    x = torch.arange(100, dtype=torch.float32)[:, None]
+    data = ClassificationData(x, y, x[:10], y[:10], num_classes=4)
+    cut = split_validation(data, 0.2, np.random.default_rng(0))
+    seen = set(cut.x_train[:, 0].tolist()) | set(cut.x_test[:, 0].tolist())
+    assert len(cut.y_test) == 20 and len(cut.y_train) == 80 and len(seen) == 100
+    assert torch.bincount(cut.y_test).tolist() == [5, 5, 5, 5]
+
+
+def test_tuned_selects_on_validation_and_never_sees_the_test_split() -> None:
+    """Grid runs get a held-out part of the training split as their "test" set; only the
+    refit of the winner sees the real test split."""
+    from harness.data import ClassificationData
+
+    seen: list[tuple[int, float]] = []
+
+    class Probe(Method):
+        name = "test/probe"
+
+        class Params(Params):
+            lr: float = 0.1
+
+        def run(self, ctx: RunContext, data: ClassificationData, model: object
+                ) -> dict[str, object]:
+            seen.append((len(data.y_test), self.params.lr))
+            logits = torch.zeros(len(data.y_test), 2)
+            logits[:, 1] = self.params.lr - 0.2  # lr 0.3 predicts class 1, others class 0
+            return {"test_logits": logits, "test_targets": data.y_test}
+
+    y = torch.tensor([0] * 30 + [1] * 70)
+    x = torch.zeros(100, 1)
+    data = ClassificationData(x, y, x[:9], torch.zeros(9, dtype=torch.long), num_classes=2)
+    probe = Component.resolved("test/probe", Probe, Probe.Params())
+    tuned = Tuned(Tuned.Params(method=probe, grid={"lr": [0.1, 0.3]}, select="accuracy",
+                               mode="max", validation=0.2))
+    out = tuned.run(RunContext(seed=0), data, None)
+    assert seen == [(20, 0.1), (20, 0.3), (9, 0.3)]  # validation is 70 % class 1
+    assert out["scalars"]["tuned_lr"] == 0.3
+    assert out["scalars"]["tuning_best_accuracy"] == pytest.approx(0.7)
+    with pytest.raises(HarnessError, match="needs classification data"):
+        tuned.run(RunContext(seed=0), object(), None)
+
+
+def test_curvature_profile() -> None:
+    data = QuadraticData(QuadraticData.Params(dim=8, condition=30.0)).load(RunContext(seed=2))
+    ones = curvature_profile(torch.eye(8, dtype=torch.float64), data)
+    assert all(math.isclose(g, 1.0, rel_tol=1e-12) for _, g in ones)
+    along = curvature_profile(data.a, data)  # P = A: gain lambda_i along q_i
+    assert [lam for lam, _ in along] == sorted(data.eigenvalues.tolist(), reverse=True)
+    assert all(math.isclose(lam, g, rel_tol=1e-9) for lam, g in along)
 
 
 # -- the spec through the CLI ----------------------------------------------------------
