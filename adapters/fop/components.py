@@ -27,7 +27,8 @@ class FOPOptimizer(OptimizerAdapter):
 
     class Params(Params):
         lr: float = Field(0.1, gt=0, description="base learning rate eps")
-        meta_lr: float = Field(1e-3, ge=0, description="rho: step size on M (P = M M^T)")
+        meta_lr: float = Field(1e-3, ge=0, description="rho: step size on M (P = M M^T); "
+                               "0 is an ablation: P stays I, FOP is exactly its base optimizer")
         base: Literal["sgd", "momentum"] = "sgd"
         momentum: float = Field(0.9, ge=0, lt=1, description="used when base is momentum")
         nesterov: bool = False
@@ -42,7 +43,7 @@ class FOPOptimizer(OptimizerAdapter):
         max_dim: int = Field(1024, ge=1, description="larger blocks get no preconditioner")
         init_scale: float = Field(1.0, gt=0, description="P_0 = init_scale * I")
         hypergradient_sign: Literal[1, -1] = Field(
-            1, description="-1 ascends the hypergradient (ablation: shows claims can fail)")
+            1, description="ablation: -1 ascends the hypergradient (the key sign flipped)")
 
         @model_validator(mode="after")
         def _nesterov(self) -> FOPOptimizer.Params:
