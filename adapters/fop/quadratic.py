@@ -198,7 +198,8 @@ class Minimize(Method):
         along = curvature_profile(m @ m.t(), data)
         out["p_along_curvature"] = along
         plot_curvature(ctx.artifact("preconditioner_curvature.png"), along, lr,
-                       title=f"fop/quadratic d={data.dim}, condition {data.condition:g}")
+                       title=f"fop/quadratic d={data.dim}, condition {data.condition:g}, "
+                             f"eps {lr:g}: cond(PA) = {eff:.3g}")
         k = max(1, data.dim // 4)
         return {"p_eig_min": float(eig.min()), "p_eig_max": float(eig.max()),
                 "effective_condition": eff, "condition": data.condition,
