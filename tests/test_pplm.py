@@ -225,12 +225,12 @@ def test_stepsize_zero_reproduces_the_unperturbed_model_token_for_token(model):
     def gens():
         return [torch.Generator().manual_seed(100 + r) for r in range(rows)]
 
-    base = generate(lm, prefix, gens(), 12, {0}, s, perturb=False)
-    zero = generate(lm, prefix, gens(), 12, {0}, s, perturb=True, attribute=BagOfWords(masks),
-                    stepsize=torch.zeros(rows))
+    base = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=False)
+    zero = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=True,
+                    attribute=BagOfWords(masks), stepsize=torch.zeros(rows))
     assert base == zero
     assert len({tuple(r) for r in base}) > 1  # the rows' own generators differ
-    steered = generate(lm, prefix, gens(), 12, {0}, s, perturb=True,
+    steered = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=True,
                        attribute=BagOfWords(masks), stepsize=torch.full((rows,), 0.5))
     def hits(texts):
         return sum(t in (3, 4, 5) for row in texts for t in row)

@@ -1,7 +1,8 @@
 """PPLM's step: perturb the key/value history toward an attribute, then fuse and sample.
 
 After ``perturb_past`` and ``generate_text_pplm`` of uber-research/PPLM ``run_pplm.py``
-(Dathathri et al., arXiv 1912.02164), for rows that share one length. Per generated token:
+(Dathathri et al., arXiv 1912.02164), batched over rows whose prefixes have one token
+length (each row keeps its own history, so no padding is needed). Per generated token:
 
 1. the unperturbed distribution comes from a clean history (no perturbation ever);
 2. a perturbation of every layer's keys and values at every past position (all but the
@@ -22,7 +23,7 @@ loss is a sum of per-row losses, so one backward gives each row its own gradient
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -166,43 +167,38 @@ def draw(probs: torch.Tensor, generators: list[torch.Generator], sample: bool
     return [int(torch.multinomial(probs[r], 1, generator=g)) for r, g in enumerate(generators)]
 
 
-@dataclass
-class Rows:
-    """Rows that share a prefix and advance together (see :func:`generate`)."""
-
-    tokens: list[list[int]]
-    losses: list[list[float]] = field(default_factory=list)
-
-
 @torch.no_grad()
 def _clean_step(lm: LlamaKV, last: torch.Tensor, clean: KV) -> tuple[torch.Tensor, ...]:
     out = lm.forward(last, past=clean)
     return out.logits[:, -1, :], out.hidden[:, -1, :], out.kv  # type: ignore[return-value]
 
 
-def generate(lm: LlamaKV, prefix: list[int], generators: list[torch.Generator],
+def generate(lm: LlamaKV, prefixes: list[list[int]], generators: list[torch.Generator],
              max_new: int, stop_ids: set[int], s: Settings, *, perturb: bool,
              attribute: Attribute | None = None, stepsize: torch.Tensor | None = None
              ) -> list[list[int]]:
-    """Generated ids per row (stop token excluded). ``perturb=False`` is the official
-    unperturbed path (top-k on logits, softmax); ``perturb=True`` runs PPLM."""
+    """Generated ids per row (stop token excluded); rows' prefixes have one length (they
+    may differ in content). ``perturb=False`` is the official unperturbed path (top-k on
+    logits, softmax); ``perturb=True`` runs PPLM."""
     n = len(generators)
-    if len(prefix) < 2:
+    if len({len(p) for p in prefixes}) != 1 or len(prefixes) != n:
+        raise ValueError("one prefix per row, all of one length")
+    if len(prefixes[0]) < 2:
         raise ValueError("PPLM needs a prefix of at least two tokens (start token + text)")
     dev = lm.embed.weight.device
     with torch.no_grad():
-        head = lm.forward(torch.tensor([prefix[:-1]], device=dev))
-    clean = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in head.kv]
+        head = lm.forward(torch.tensor([p[:-1] for p in prefixes], device=dev))
+    clean = head.kv
     past = clean  # the perturbed history (equal to the clean one before any step)
-    hidden_sum = head.hidden[0].sum(0).expand(n, -1).clone()
-    last = torch.full((n, 1), prefix[-1], dtype=torch.long, device=dev)
+    hidden_sum = head.hidden.sum(1)
+    last = torch.tensor([[p[-1]] for p in prefixes], dtype=torch.long, device=dev)
     live = list(range(n))
     gens = list(generators)
     out: list[list[int]] = [[] for _ in range(n)]
     norms = Norms()
     steps = torch.zeros(n) if stepsize is None else stepsize.clone().float()
     for i in range(max_new):
-        length = len(prefix) + i
+        length = len(prefixes[0]) + i
         unpert_logits, clean_hidden, clean_new = _clean_step(lm, last, clean)
         clean_full = concat(clean, clean_new)
         if perturb:
