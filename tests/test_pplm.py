@@ -6,6 +6,9 @@ download. Slow tests (the specs at reduced size) are at the end.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from harness_adapters.pplm.kv import LlamaKV, concat
@@ -232,7 +235,100 @@ def test_stepsize_zero_reproduces_the_unperturbed_model_token_for_token(model):
     assert len({tuple(r) for r in base}) > 1  # the rows' own generators differ
     steered = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=True,
                        attribute=BagOfWords(masks), stepsize=torch.full((rows,), 0.5))
+    bug = generate(lm, [prefix] * rows, gens(), 12, {0}, Settings(top_k=10, reused_cache=True),
+                   perturb=True, attribute=BagOfWords(masks), stepsize=torch.zeros(rows))
+    assert bug != base  # the reused-cache ablation breaks the identity
+
     def hits(texts):
         return sum(t in (3, 4, 5) for row in texts for t in row)
 
     assert hits(steered) > hits(base)
+
+
+class _Tok:
+    """A whitespace tokenizer over a fixed vocabulary (GPT-2 style 'Ġ' for a space)."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.vocab = {"\u0120" + w: i for i, w in enumerate(words)}
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        word = text.strip()
+        key = "\u0120" + word
+        return [self.vocab[key]] if key in self.vocab else [0, 0]
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.vocab)
+
+
+def test_bags_keep_single_tokens_split_alternately_and_report_drops():
+    from harness_adapters.pplm import bags
+    words = bags.TOPICS["food"].split()
+    fillers = [f"qq{a}{b}" for a in "abcdef" for b in "ghijkl"]  # 36 other words
+    tok = _Tok(["pad", *words[:-3], *fillers])
+    bag = bags.build_bag("food", tok)
+    kept = words[:-3]
+    assert bag.dropped == words[-3:]
+    assert bag.words_a == kept[0::2] and bag.words_b == kept[1::2]
+    assert bag.ids_a == [tok.vocab["\u0120" + w] for w in kept[0::2]]
+    assert not set(bag.ids_a) & set(bag.ids_b)
+    rnd = bags.random_bag(bag, tok, np.random.default_rng(0))
+    assert len(rnd) == len(set(rnd)) == len(bag.ids_a)
+    assert not set(rnd) & (set(bag.ids_a) | set(bag.ids_b))
+    with pytest.raises(HarnessError, match="unknown PPLM topic"):
+        bags.build_bag("cooking", tok)
+
+
+def test_every_topic_has_about_forty_distinct_words():
+    from harness_adapters.pplm import bags
+    for topic, text in bags.TOPICS.items():
+        words = text.split()
+        assert 38 <= len(words) <= 42, topic
+        assert len(set(words)) == len(words), topic
+
+
+def test_text_statistics_by_hand():
+    from harness_adapters.pplm.textstats import aggregate, distinct, max_token_share, text_stats
+    toks = [5, 6, 5, 7, 5, 6]
+    assert distinct(toks, 1) == pytest.approx(3 / 6)
+    assert distinct(toks, 2) == pytest.approx(4 / 5)  # (5,6) twice
+    assert max_token_share(toks) == pytest.approx(0.5)
+    st = text_stats(toks, "Bread, soup and more bread!", {5}, {7}, {"bread"}, {"soup"})
+    assert (st["hits_a"], st["hits_b"], st["word_hits_a"], st["word_hits_b"]) == (3, 1, 2, 1)
+    st.update(nll=6 * math.log(4.0))
+    other = dict(st, tokens=12, hits_a=0, max_share=0.1, nll=12 * math.log(4.0))
+    agg = aggregate([st, other])
+    assert agg["hit_a"] == pytest.approx(3 / 18)
+    assert agg["ppl"] == pytest.approx(4.0)
+    assert agg["degenerate_texts"] == 0  # the 6-token text is below the guard's minimum
+    assert agg["max_token_share"] == pytest.approx(0.1)
+
+
+def test_self_perplexity_sums_match_a_plain_forward(model):
+    from harness_adapters.pplm.textstats import nll_sums
+    lm = LlamaKV(model)
+    prefixes, rows = [[1, 2], [1, 3], [4, 5, 6]], [[7, 8, 9], [10], [11, 12]]
+    got = nll_sums(lm, prefixes, rows)
+    for p, r, g in zip(prefixes, rows, got, strict=True):
+        ids = torch.tensor([p + r])
+        logp = torch.log_softmax(model(ids).logits[0].double(), -1)
+        want = -sum(float(logp[len(p) - 1 + j, t]) for j, t in enumerate(r))
+        assert g == pytest.approx(want, rel=1e-6)
+
+
+def test_pooled_hidden_ignores_right_padding_and_head_learns(model):
+    from harness_adapters.pplm.discrim import head_accuracy, pooled_hidden, train_head
+
+    class Tok:
+        def encode(self, text, add_special_tokens=False):
+            return [int(w) for w in text.split()]
+
+    lm = LlamaKV(model)
+    texts = ["5 6 7 8 9", "5 6"]
+    both = pooled_hidden(lm, Tok(), texts, start_id=1)
+    alone = pooled_hidden(lm, Tok(), texts[1:], start_id=1)
+    assert torch.allclose(both[1], alone[0], atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g)
+    y = (x[:, 0] > 0).long().tolist()
+    head = train_head(x, y, epochs=40, lr=1e-2, batch=64, generator=g)
+    assert head_accuracy(head, x, y) > 0.9

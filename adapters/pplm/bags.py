@@ -90,5 +90,8 @@ def random_bag(real: Bag, tokenizer: Any, rng: np.random.Generator) -> list[int]
     candidates = sorted(i for s, i in vocab.items()
                         if s.startswith("\u0120") and s[1:].isalpha() and s[1:].islower()
                         and len(s) > 3 and i not in avoid)
+    if len(candidates) < len(real.ids_a):
+        raise HarnessError(f"the vocabulary has only {len(candidates)} candidate words for "
+                           f"a random bag of {len(real.ids_a)}")
     pick = rng.choice(len(candidates), size=len(real.ids_a), replace=False)
     return [candidates[int(j)] for j in pick]

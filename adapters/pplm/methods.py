@@ -75,6 +75,9 @@ class PPLMParams(Params):
     grad_length: int = Field(10000, ge=0)
     gradient_sign: Literal[1, -1] = Field(1, description="ablation -1: step up the "
                                           "attribute loss (a flipped gradient sign)")
+    reused_cache: bool = Field(False, description="ablation: each PPLM iteration appends "
+                               "the last token to the history again, the bug of reusing one "
+                               "transformers DynamicCache across iterations")
     batch_rows: int = Field(128, ge=1, description="rows per batch")
 
 
@@ -92,7 +95,8 @@ class _PPLM(Method):
         p = self.params
         return Settings(p.num_iterations, p.gamma, p.kl_scale, p.gm_scale, p.top_k,
                         p.temperature, p.sample, p.window_length, p.window_side, p.decay,
-                        horizon, p.grad_length, float(p.gradient_sign))
+                        horizon, p.grad_length, float(p.gradient_sign),
+                        p.reused_cache)
 
     def targets(self) -> list[str]:
         raise NotImplementedError

@@ -51,6 +51,7 @@ class Settings:
     horizon_length: int = 1
     grad_length: int = 10000
     gradient_sign: float = 1.0  # ablation: -1 climbs the attribute loss
+    reused_cache: bool = False  # ablation: the bug of reusing one mutated DynamicCache
 
 
 @dataclass
@@ -156,6 +157,12 @@ def perturb_past(past: KV, last: torch.Tensor, unpert_probs: torch.Tensor,
         delta = [(dk + scale[:, i].view(-1, 1, 1, 1) * grads[2 * i],
                   dv + scale[:, i].view(-1, 1, 1, 1) * grads[2 * i + 1])
                  for i, (dk, dv) in enumerate(delta)]
+        if s.reused_cache:  # the forward appended the token to a shared, mutated history
+            grown = [(k.detach(), v.detach()) for k, v in out.kv]
+            past = concat(past, grown)
+            delta = concat(delta, [(torch.zeros_like(k), torch.zeros_like(v))
+                                   for k, v in grown])
+            mask = window_mask(past[0][0].shape[2], s, last.device).view(1, 1, -1, 1)
     return [(k + dk, v + dv) for (k, v), (dk, dv) in zip(past, delta, strict=True)], losses
 
 
