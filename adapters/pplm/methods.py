@@ -78,6 +78,9 @@ class PPLMParams(Params):
     reused_cache: bool = Field(False, description="ablation: each PPLM iteration appends "
                                "the last token to the history again, the bug of reusing one "
                                "transformers DynamicCache across iterations")
+    unreset_delta: bool = Field(False, description="ablation: each token's perturbation "
+                                "starts from the previous token's instead of zero (added "
+                                "again on top of the carried perturbed history)")
     batch_rows: int = Field(128, ge=1, description="rows per batch")
 
 
@@ -96,7 +99,7 @@ class _PPLM(Method):
         return Settings(p.num_iterations, p.gamma, p.kl_scale, p.gm_scale, p.top_k,
                         p.temperature, p.sample, p.window_length, p.window_side, p.decay,
                         horizon, p.grad_length, float(p.gradient_sign),
-                        p.reused_cache)
+                        p.reused_cache, p.unreset_delta)
 
     def targets(self) -> list[str]:
         raise NotImplementedError

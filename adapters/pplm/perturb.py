@@ -52,6 +52,7 @@ class Settings:
     grad_length: int = 10000
     gradient_sign: float = 1.0  # ablation: -1 climbs the attribute loss
     reused_cache: bool = False  # ablation: the bug of reusing one mutated DynamicCache
+    unreset_delta: bool = False  # ablation: the perturbation is not reset at each token
 
 
 @dataclass
@@ -129,11 +130,14 @@ class Norms:
 
 def perturb_past(past: KV, last: torch.Tensor, unpert_probs: torch.Tensor,
                  attribute: Attribute, state: StepState, stepsize: torch.Tensor,
-                 norms: Norms, s: Settings) -> tuple[KV, list[float]]:
-    """The accumulated perturbation added to ``past`` (``num_iterations`` steps)."""
+                 norms: Norms, s: Settings, init: KV | None = None
+                 ) -> tuple[KV, list[float], KV]:
+    """``past`` plus the accumulated perturbation (``num_iterations`` steps from zero, or
+    from ``init``), the losses, and the perturbation itself."""
     lm = state.lm
     mask = window_mask(past[0][0].shape[2], s, last.device).view(1, 1, -1, 1)
-    delta = [(torch.zeros_like(k), torch.zeros_like(v)) for k, v in past]
+    delta = init if init is not None else [(torch.zeros_like(k), torch.zeros_like(v))
+                                           for k, v in past]
     losses: list[float] = []
     for _ in range(s.num_iterations):
         leaves = [t.clone().requires_grad_(True) for pair in delta for t in pair]
@@ -163,7 +167,8 @@ def perturb_past(past: KV, last: torch.Tensor, unpert_probs: torch.Tensor,
             delta = concat(delta, [(torch.zeros_like(k), torch.zeros_like(v))
                                    for k, v in grown])
             mask = window_mask(past[0][0].shape[2], s, last.device).view(1, 1, -1, 1)
-    return [(k + dk, v + dv) for (k, v), (dk, dv) in zip(past, delta, strict=True)], losses
+    pert = [(k + dk, v + dv) for (k, v), (dk, dv) in zip(past, delta, strict=True)]
+    return pert, losses, delta
 
 
 def draw(probs: torch.Tensor, generators: list[torch.Generator], sample: bool
@@ -203,6 +208,7 @@ def generate(lm: LlamaKV, prefixes: list[list[int]], generators: list[torch.Gene
     gens = list(generators)
     out: list[list[int]] = [[] for _ in range(n)]
     norms = Norms()
+    carried: KV | None = None  # the last token's perturbation (unreset_delta ablation)
     steps = torch.zeros(n) if stepsize is None else stepsize.clone().float()
     for i in range(max_new):
         length = len(prefixes[0]) + i
@@ -213,8 +219,13 @@ def generate(lm: LlamaKV, prefixes: list[list[int]], generators: list[torch.Gene
             unpert_probs = F.softmax(unpert_logits, dim=-1)
             state = StepState(lm, length, clean_full, hidden_sum)
             current = steps if i < s.grad_length else steps * 0
-            pert_past, _ = perturb_past(past, last, unpert_probs, attribute, state,
-                                        current, norms, s)
+            init = None
+            if s.unreset_delta and carried is not None:  # the bug: start from the last one
+                init = concat(carried, [(torch.zeros_like(k[:, :, -1:]),
+                                         torch.zeros_like(v[:, :, -1:])) for k, v in carried])
+            pert_past, _, carried = perturb_past(past, last, unpert_probs, attribute, state,
+                                                 current, norms, s, init)
+            carried = [(k.detach(), v.detach()) for k, v in carried]
             with torch.no_grad():
                 pert = lm.forward(last, past=pert_past)
             past = concat([(k.detach(), v.detach()) for k, v in pert_past], pert.kv)
@@ -240,6 +251,8 @@ def generate(lm: LlamaKV, prefixes: list[list[int]], generators: list[torch.Gene
             clean, hidden_sum = select_rows(clean, rows), hidden_sum[rows]
             steps = steps[rows]
             norms = norms.select(rows)
+            if carried is not None:
+                carried = select_rows(carried, rows)
             if perturb:
                 past = select_rows(past, rows)
                 attribute = attribute.select(rows) if attribute is not None else None
