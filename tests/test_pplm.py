@@ -341,7 +341,7 @@ def test_bow_spec_at_reduced_size_identity_and_steering(tmp_path):
     from conftest import SPECS, load_summary, run_harness
     out = tmp_path / "bow"
     res = run_harness("run", str(SPECS / "pplm.yaml"), "--out", str(out), "--seeds", "0",
-                      "--set", "expect=[]", "--set", "controls=[]",
+                      "--set", "expect=[]", "--set", "controls=[]", "--set", "report=[]",
                       "--set", "datasets.prompts.prefixes=[The lake, The chicken]",
                       "--set", "methods.bow.length=8",
                       "--set", "methods.bow.stepsizes=[0.0, 0.05]")
