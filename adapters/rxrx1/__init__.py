@@ -13,6 +13,8 @@ standardization, Deep CORAL), maciej-sypetkowski/kaggle-rcic-1st (normalizations
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import Adapter, hookimpl
 
 from .adapt import ADAPTIVE
@@ -29,3 +31,11 @@ from .synthetic import SyntheticScreen
 def harness_adapters() -> list[type[Adapter]]:
     return [SyntheticScreen, RxRx1Images, CellCNNModel, Benchmark, *STANDARDIZATIONS,
             *ADAPTIVE, *REGULARIZERS, *METRICS]
+
+
+@hookimpl
+def harness_report_sections(summary: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
+    if "rxrx1/benchmark" not in summary.get("adapters", []):
+        return []
+    from .report import report_sections
+    return report_sections(summary, out_dir)
