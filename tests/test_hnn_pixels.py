@@ -129,3 +129,24 @@ def test_pixel_training_and_rollout_metric_at_tiny_size(tmp_path: Path) -> None:
     assert pixel_plots.save_pixel_comparisons(str(tmp_path)) == 2
     frozen = PixelHNN(PixelHNN.Params(untrained=True)).build(RunContext(seed=1), data)
     assert PixelTrain(params).run(RunContext(seed=2), data, frozen)["scalars"]["updates"] == 0
+
+
+@pytest.mark.slow
+def test_pixel_spec_zero_field_control_fails_the_latent_claim(tmp_path: Path) -> None:
+    """Through the real CLI at a tiny size: with the zero-field control's override, the
+    latent one-frame claim fails with ratio exactly 1 (the field predicts no change)."""
+    from conftest import SPECS, load_summary, run_harness
+
+    out = tmp_path / "zero"
+    res = run_harness("run", str(SPECS / "hnn-pixels.yaml"), "--out", str(out), "--seeds",
+                      "0", "--set", "datasets.pixels.trials=8",
+                      "--set", "datasets.pixels.eval_steps=30",
+                      "--set", "methods.train.total_steps=100",
+                      "--set", "models.hnn.field_type=zero")
+    assert res.returncode == 1, res
+    summary = load_summary(out)
+    (claim,) = [c for c in summary["claims"] if c["id"] == "pixel-latent-step"]
+    assert not claim["passed"]
+    assert claim["groups"][0]["per_seed"]["0"]["value"] == pytest.approx(1.0, abs=1e-6)
+    cells = {c["name"]: c for c in summary["cells"]}
+    assert cells["pixels/hnn/train/seed=0"]["metrics"]["energy_drift"] < 1e-6  # frozen
