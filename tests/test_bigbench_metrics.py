@@ -207,12 +207,15 @@ def test_shot_gain_is_paired_per_example() -> None:
 def test_human_scores_on_the_model_scale() -> None:
     from harness_adapters.bigbench.metrics import human_scores
     human = {"average": {"multiple_choice_grade": 83.8, "normalized_aggregate_score": 81.6,
-                         "bleu": 40.0},
+                         "bleu": 40.0, "calibration_multiple_choice_brier_score": 0.05},
              "expert": {"multiple_choice_grade": 100.0}}
-    out = human_scores(human, {"multiple_choice_grade": 0.5, "normalized_aggregate_score": 40},
+    out = human_scores(human, {"multiple_choice_grade": 0.5, "normalized_aggregate_score": 40,
+                               "calibration_multiple_choice_brier_score": 0.1},
                        "multiple_choice_grade")
     assert out == pytest.approx({"human_average_multiple_choice_grade": 0.838,
                                  "human_average_gap": 0.338,
                                  "human_expert_multiple_choice_grade": 1.0,
                                  "human_expert_gap": 0.5})
     assert human_scores({}, {"bleu": 3.0}, "bleu") == {}
+    assert human_scores(human, {"bleu": 3.0}, "bleu") == {"human_average_bleu": 40.0,
+                                                           "human_average_gap": 37.0}

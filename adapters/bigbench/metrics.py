@@ -107,17 +107,28 @@ class BigBenchMetrics(Metric):
         return {k: float(v) for k, v in out.items()}
 
 
+HUMAN_PERCENT = ("multiple_choice_grade", "exact_str_match", "case_insensitive_str_match",
+                 "numeric_match_with_0_1_relative_error")
+HUMAN_NATIVE = ("bleu", "rouge1", "rouge2", "rougeLsum", "sequence_f1")
+
+
 def human_scores(human: dict[str, dict[str, float]], model: dict[str, float],
                  preferred: str) -> dict[str, float]:
     """BIG-bench's human-rater scores for the metrics the model has, on the model's scale
-    (the raters' files use 0-100 for 0-1 metrics), as ``human_<who>_<metric>``, and
-    ``human_<who>_gap`` = rater minus model on the preferred metric (positive: the model
-    is below the raters). Raters are scored on the whole task, not on a subtask subset."""
+    as ``human_<who>_<metric>``, and ``human_<who>_gap`` = rater minus model on the
+    preferred metric (positive: the model is below the raters). Raters are scored on the
+    whole task, not on a subtask subset. BIG-bench's rater file holds the grade and the
+    string matches in percent and BLEU/ROUGE on their own 0-100 scale; the calibration
+    scores there are not in percent (a Brier score of 0.046), so they are left out."""
     out: dict[str, float] = {}
     for who in ("average", "expert"):
         for k, v in (human.get(who) or {}).items():
-            if k in model and k != "normalized_aggregate_score":
-                out[f"human_{who}_{k}"] = v / 100 if k in scoring.RENORMALIZED else v
+            if k not in model:
+                continue
+            if k in HUMAN_PERCENT:
+                out[f"human_{who}_{k}"] = v / 100
+            elif k in HUMAN_NATIVE:
+                out[f"human_{who}_{k}"] = v
         if f"human_{who}_{preferred}" in out:
             out[f"human_{who}_gap"] = out[f"human_{who}_{preferred}"] - model[preferred]
     return out
