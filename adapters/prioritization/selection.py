@@ -23,7 +23,9 @@ Algorithm (as in the authors' code, angelajiang/SelectiveBackprop, ``lib/calcula
 With uniformly spread percentiles, ``E[p**beta] = 1 / (beta + 1)``: beta=2 keeps about a
 third of the candidates. ``calculator: random`` reproduces the authors' control
 (``BatchedRandomProbabilityCalculator``): the percentile is replaced by a uniform draw, so
-the keep rate is the same but the losses are ignored. Its selection forward pass still
+the keep rate is the same but the losses are ignored. ``calculator: inverted`` (an
+ablation of this harness, a sign bug) ranks by ``1 - percentile``: the same keep rate,
+spent on the lowest losses. Its selection forward pass still
 runs and is counted: the authors' trainer computes every candidate batch's losses before
 the calculator is asked, whichever calculator it is.
 
@@ -136,9 +138,10 @@ class SelectiveBackprop(_Primed):
                              "(the authors' sampling_min)")
         prime_epochs: float = Field(1.0, ge=0, description="epochs of candidates backpropagated "
                                     "in full before selecting (the authors prime one epoch)")
-        calculator: Literal["relative", "random"] = Field(
-            "relative", description="relative: loss percentile; random: a uniform draw in "
-            "place of the percentile (the authors' loss-blind control)")
+        calculator: Literal["relative", "random", "inverted"] = Field(
+            "relative", description="relative: loss percentile; ablations: random, a "
+            "uniform draw in place of the percentile (the authors' loss-blind control); "
+            "inverted, 1 - percentile (the priority's sign flipped: low losses kept)")
 
     def start(self, ctx: RunContext, n_train: int) -> None:
         super().start(ctx, n_train)
@@ -157,6 +160,8 @@ class SelectiveBackprop(_Primed):
             losses = losses_of(candidates).detach().double().cpu().numpy()
             self.hist.extend(losses)  # the batch joins the history before it is ranked
             pct = self.hist.percentile(losses)
+            if p.calculator == "inverted":
+                pct = 1.0 - pct
         prob = np.maximum(p.floor, pct ** p.beta)
         self.prob_sum += float(prob.sum())
         return self.rng.random(len(candidates)) < prob
