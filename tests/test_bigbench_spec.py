@@ -93,3 +93,19 @@ metrics: [bigbench/metrics, bigbench/bootstrap]
 
     res = run_harness("verify", str(out))
     assert res.returncode == 0, res
+
+
+def test_spec_names_a_control_for_every_claim() -> None:
+    from harness.controls import unnamed_claims
+    from harness.registry import get_registry
+    from harness.spec import load_spec
+    spec = load_spec(SPECS / "bigbench.yaml", get_registry())
+    assert set(spec.claim_ids) == {"intent-above-majority", "intent-shots-help",
+                                   "below-human-average"}
+    assert unnamed_claims(spec) == []
+    three = {name: ctl.points[0].methods["three_shot"].params
+             for name, ctl in spec.controls.items()}
+    assert three["no-context"].ablate_context
+    assert three["foreign-shots"].shots_from == "emoji_movie"
+    assert three["leaked-answer"].leak_query
+    assert spec.points[0].methods["three_shot"].params.baseline_shots == 0

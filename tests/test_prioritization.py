@@ -363,3 +363,20 @@ def test_policies_work_with_any_classifier_through_the_generic_training() -> Non
         assert int(out["backprop_counts"].sum()) == 1600
         if name == "selection/top-loss":
             assert abs(out["selection"]["keep_rate_after_priming"] - 1 / 3) < 0.01
+
+
+def test_specs_name_a_control_for_every_claim() -> None:
+    from harness.controls import unnamed_claims
+    spec = load_spec(SPEC, get_registry())
+    assert set(spec.claim_ids) == {"noisy-share-30", "noisy-share-50", "label-noise-gap",
+                                   "corrupted-inputs-gap", "clean-no-harm",
+                                   "clean-fewer-backprops"}
+    assert unnamed_claims(spec) == []
+    # the controls change SB only: its calculator, nothing else
+    for name, calc in (("loss-blind", "random"), ("inverted-priority", "inverted")):
+        ctl = spec.controls[name]
+        methods = ctl.points[0].methods
+        assert methods["sb"].params.selection.params.calculator == calc
+        assert methods["uniform"].params.selection.use == "selection/uniform"
+    budget = load_spec(SPECS / "loss-prioritization-budget.yaml", get_registry())
+    assert len(budget.points) == 16 and budget.claim_ids == []
