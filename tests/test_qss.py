@@ -19,10 +19,13 @@ from harness_adapters.qss.deep import (
 )
 from harness_adapters.qss.deep_methods import D3G, RandomPolicy, ReplayBuffer
 from harness_adapters.qss.gridworld import GridWorld, GridWorldDataset
+from harness_adapters.qss.observation import BCOAgent
 from harness_adapters.qss.gymtask import GymEnvironment
 from harness_adapters.qss.metrics import CycleLoss, EpisodesToOptimal, FinalReturn
 from harness_adapters.qss.tabular import (
+    QSS,
     QLearningAgent,
+    QLearningParams,
     QSSAgent,
     QSSParams,
     TabularParams,
@@ -31,7 +34,7 @@ from harness_adapters.qss.tabular import (
 )
 from torch import nn
 
-from harness import CellResult, RunContext
+from harness import CellResult, HarnessError, RunContext
 
 TABULAR = ROOT / "specs" / "qss-tabular.yaml"
 PENDULUM = ROOT / "specs" / "d3g-pendulum.yaml"
@@ -153,6 +156,88 @@ def test_transfer_to_shuffled_actions_keeps_qss_values(tmp_path: Path) -> None:
     # the values transfer; the inverse model is relearned within a few episodes
     assert out["curve"][-1][1] == env.optimal_return()
     assert out["scalars"]["pretrain_steps"] > 0
+
+
+# -- learning from observation, BCO, ablations -------------------------------------------
+def test_observations_are_state_only_and_the_noisy_expert_is_a_shortest_path() -> None:
+    rand = grid(max_steps=200, observer="random", observer_episodes=5)
+    obs = rand.observations
+    assert obs is not None and not hasattr(obs, "action") and len(obs) > 5
+    assert obs.policy == "random" and len(obs.episode_returns) == 5
+    assert rand == grid(max_steps=200)  # observations do not change the task
+    assert rand.fingerprint() != grid(max_steps=200).fingerprint()
+    again = grid(max_steps=200, observer="random", observer_episodes=5).observations
+    assert again is not None and np.array_equal(again.next_state, obs.next_state)
+    # every observed transition is one the dynamics allow
+    for s, s2 in zip(obs.state.tolist(), obs.next_state.tolist(), strict=True):
+        assert s2 in rand.neighbors(s)
+    expert = grid(observer="noisy-expert", observer_randomness=0.0, observer_episodes=3,
+                  actions=40, shuffle=True).observations
+    assert expert is not None and set(expert.episode_returns) == {-18.0}
+    assert grid().optimal_moves(0) == [1, 3] and grid().optimal_moves(119) == [3]
+
+
+def test_qss_learns_values_from_observations_and_the_inverse_only_from_interaction() -> None:
+    env = grid(max_steps=200, observer="random", observer_episodes=300)
+    p = QSSParams(alpha=0.5, q_init=-100, observations="learn", online_values=False)
+    agent = QSSAgent(env, p, np.random.default_rng(0))
+    assert env.observations is not None
+    assert agent.learn_from_observations(env.observations, 2) == 2 * len(env.observations)
+    assert agent.inverse == {}  # no action was observed
+    # the greedy proposal follows a shortest path from the observations alone
+    s = env.start
+    for _ in range(20):
+        s = agent.propose(s)[0]
+    assert s == env.goal
+    agent.learn_values = False
+    before = [row[:] for row in agent.q]
+    agent.update(0, 1, -1.0, 11, False)  # own interaction: inverse only
+    assert agent.q == before and agent.inverse == {(0, 11): [1]}
+
+
+def test_bco_labels_observations_with_its_own_inverse_model() -> None:
+    env = grid(max_steps=200, observer="noisy-expert", observer_randomness=0.0,
+               observer_episodes=20)
+    agent = BCOAgent(env, TabularParams(), np.random.default_rng(0))
+    a, was_random = agent.greedy(0)
+    assert was_random  # nothing labelled yet
+    n_down = agent.pair_count[(0, 11)]
+    n_right = agent.pair_count[(0, 1)]
+    assert n_down + n_right == 20
+    agent.update(0, 0, -1.0, 0, False)  # bumping up: never observed, no vote
+    assert agent.greedy(0)[1]
+    agent.update(0, 1, -1.0, 11, False)
+    assert agent.greedy(0) == (1, False) and agent.votes[0] == {1: n_down}
+    agent.update(0, 3, -1.0, 1, False)
+    assert agent.greedy(0) == ((3, False) if n_right > n_down else (1, False))
+    with pytest.raises(HarnessError, match="observations"):
+        BCOAgent(grid(), TabularParams(), np.random.default_rng(0))
+
+
+def test_q_learning_per_move_values_share_redundant_ids() -> None:
+    env = grid(actions=40)
+    agent = QLearningAgent(env, QLearningParams(alpha=1.0, action_values="per-move"),
+                           np.random.default_rng(0))
+    assert len(agent.q[0]) == 4
+    agent.update(0, 5, 1.0, 11, True)  # id 5 performs move 1 (down)
+    assert agent.q[0][1] == 1.0 and agent.greedy(0) == (1, False)
+    shuffled = grid(actions=40, mapping=[3, 2, 1, 0])
+    agent.reset_env(shuffled)
+    assert shuffled.move_of_action[agent.greedy(0)[0]] == 1  # still moves down
+
+
+def test_qss_ablations_value_over_action_and_transfer_switches() -> None:
+    env = grid()
+    qsa = QSS(QSS.Params(value_over="action")).make_agent(env, QSS.Params(value_over="action"),
+                                                          np.random.default_rng(0))
+    assert isinstance(qsa, QLearningAgent)
+    for values, inverse in ((True, False), (False, False), (True, True)):
+        p = QSSParams(transfer_values=values, transfer_inverse=inverse)
+        agent = QSSAgent(env, p, np.random.default_rng(0))
+        agent.update(0, 1, -1.0, 11, False)
+        agent.reset_env(grid(mapping=[3, 2, 1, 0]))
+        assert (agent.q[0][11] != p.q_init) == values
+        assert (agent.inverse == {(0, 11): [1]}) == inverse
 
 
 # -- D3G update rules -------------------------------------------------------------------
