@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import ROOT, load_summary, run_harness
 from harness_adapters.qss.deep import (
     AgentConfig,
@@ -19,9 +20,9 @@ from harness_adapters.qss.deep import (
 )
 from harness_adapters.qss.deep_methods import D3G, RandomPolicy, ReplayBuffer
 from harness_adapters.qss.gridworld import GridWorld, GridWorldDataset
-from harness_adapters.qss.observation import BCOAgent
 from harness_adapters.qss.gymtask import GymEnvironment
 from harness_adapters.qss.metrics import CycleLoss, EpisodesToOptimal, FinalReturn
+from harness_adapters.qss.observation import BCOAgent
 from harness_adapters.qss.tabular import (
     QSS,
     QLearningAgent,
@@ -195,6 +196,27 @@ def test_qss_learns_values_from_observations_and_the_inverse_only_from_interacti
     assert agent.q == before and agent.inverse == {(0, 11): [1]}
 
 
+def test_learning_from_observation_beats_qsa_and_bco_on_random_observations(
+        tmp_path: Path) -> None:
+    from harness_adapters.qss.observation import BCO
+
+    env = grid(max_steps=200, observer="random", observer_episodes=400)
+    learning = dict(alpha=0.5, epsilon_decay_steps=30000, episodes=40)
+    runs = {"qss": QSS(QSS.Params(observations="learn", online_values=False, q_init=-100,
+                                  **learning)),
+            "qsa-as-qss": QSS(QSS.Params(observations="learn", value_over="action",
+                                         **learning)),
+            "bco": BCO(BCO.Params(**learning))}
+    reached = {}
+    for name, method in runs.items():
+        out = method.run(RunContext(seed=1, work_dir=tmp_path / name), env, None)
+        res = EpisodesToOptimal(EpisodesToOptimal.Params(patience=10)).compute(
+            RunContext(seed=0), CellResult(env, None, out))
+        reached[name] = res["episodes_to_optimal"]
+    assert reached["qss"] <= 30
+    assert reached["qsa-as-qss"] == 41 and reached["bco"] == 41
+
+
 def test_bco_labels_observations_with_its_own_inverse_model() -> None:
     env = grid(max_steps=200, observer="noisy-expert", observer_randomness=0.0,
                observer_episodes=20)
@@ -297,6 +319,12 @@ def test_d3g_ablations_uncorrected_target_and_no_cycle_loss() -> None:
     assert no_cycle.model_loss(s).item() == pytest.approx(q_term.item(), rel=1e-6)
     assert no_cycle.log["cycle_loss"] > 0  # still measured
     assert torch.allclose(no_cycle.value(s), no_cycle.critic.Q1(s, corrected))
+    wrong = D3GAgent(3, 1, 2.0, AgentConfig(hidden=16, forward_target="next-state"),
+                     torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pred = wrong.forward_model(b.state, b.action)
+        assert wrong.forward_loss(b.state, b.action, b.next_state).item() == pytest.approx(
+            F.mse_loss(pred, b.next_state).item())
 
 
 def test_value_bias_is_critic_minus_discounted_return() -> None:

@@ -28,7 +28,8 @@ Acting: ``a = I(s, s + tau(s))``.
 Ablations of D3G (plausible bugs, for the pendulum spec's controls): ``critic_target:
 proposal`` builds the critic target at the uncorrected proposal ``s' + tau^targ(s')``
 instead of its forward-model correction; ``cycle_weight: 0`` drops the cycle loss from
-the model's loss (it is still measured).
+the model's loss (it is still measured); ``forward_target: next-state`` regresses the
+forward model on s' instead of the change s' - s that every use of it adds to s.
 
 Standard QSS (:class:`StandardQSSAgent`) has no forward model: the target uses
 ``s' + tau^targ(s')`` directly and the model maximises ``Q1(s, s + tau(s))``.
@@ -77,6 +78,7 @@ class AgentConfig:
     noise_clip: float = 0.5  # TD3 only, times max_action
     critic_target: str = "corrected"  # D3G ablation: "proposal" skips the correction
     cycle_weight: float = 1.0  # D3G ablation: 0 removes the cycle loss
+    forward_target: str = "delta"  # D3G ablation: "next-state" regresses f on s', not s' - s
 
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -208,7 +210,8 @@ class D3GAgent(StandardQSSAgent):
 
     def forward_loss(self, state: torch.Tensor, action: torch.Tensor,
                      next_state: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(self.forward_model(state, action), next_state - state)
+        target = next_state if self.cfg.forward_target == "next-state" else next_state - state
+        return F.mse_loss(self.forward_model(state, action), target)
 
     def train_dynamics(self, b: Batch) -> None:
         super().train_dynamics(b)

@@ -108,6 +108,9 @@ class D3GParams(DeepParams):
         "at the uncorrected proposal s' + tau'(s') instead of s' + f(s', I(s', ...))")
     cycle_weight: float = Field(1.0, ge=0, description="weight of the cycle loss in the "
                                 "model's loss (official 1); 0: ablation without it")
+    forward_target: Literal["delta", "next-state"] = Field(
+        "delta", description="next-state: ablation (a plausible bug), the forward model "
+        "regresses on s' instead of s' - s")
 
 
 class TD3Params(DeepParams):
@@ -146,7 +149,8 @@ class _DeepMethod(Method):
                           policy_noise=getattr(p, "policy_noise", 0.2),
                           noise_clip=getattr(p, "noise_clip", 0.5),
                           critic_target=getattr(p, "critic_target", "corrected"),
-                          cycle_weight=getattr(p, "cycle_weight", 1.0))
+                          cycle_weight=getattr(p, "cycle_weight", 1.0),
+                          forward_target=getattr(p, "forward_target", "delta"))
         agent = self.agent_cls(state_dim, action_dim, max_action, cfg,
                                ctx.derive("networks").generator)
         rng = ctx.derive("interaction").rng
