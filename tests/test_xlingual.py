@@ -246,3 +246,30 @@ def test_multiemo_is_parallel_and_truncated() -> None:
     assert all(len(i.text.split()) <= 10 for i in c.languages["de"])
     assert all(len(i.text) <= 20 for i in c.languages["ja"])
     assert c.instruction.startswith("Determine whether")
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_spec_runs_small_and_its_blind_control_fails(tmp_path: Path) -> None:
+    """specs/xlingual-icl.yaml through the CLI at a reduced size (en, de, ja; 8 queries):
+    the numbers are recorded per language, and content-free queries give a constant
+    prediction (balanced accuracy exactly chance, so no lower bound is above it)."""
+    from conftest import SPECS, load_summary, run_harness
+    if not SHARED.is_dir():
+        pytest.skip("../shared/bigbench/tasks is absent")
+    small = ["--seeds", "0", "--set", "datasets.multiemo.languages=[en, de, ja]",
+             "--set", "datasets.multiemo.max_queries=8", "--set", "methods.icl.group_size=8",
+             "--set", "methods.icl.scorings=[direct]"]
+    env = {"HARNESS_BIGBENCH_TASKS": str(SHARED)}
+    out = tmp_path / "blind"
+    res = run_harness("run", str(SPECS / "xlingual-icl.yaml"), "--out", str(out), *small,
+                      "--set", "methods.icl.query=content_free", env=env)
+    assert res.returncode == 1, res  # its claims fail
+    m = load_summary(out)["cells"][0]["metrics"]
+    for lang in ("en", "de", "ja"):
+        key = f"{lang}.k3.direct_cal"
+        assert m[f"{key}.balanced_accuracy"] == m[f"{key}.chance"] == m[f"{key}.bacc_ci_low"]
+        assert max(m[f"{lang}.k3.direct_cal.pred.{x}"] for x in
+                   ("ambivalent", "positive", "negative", "neutral")) == 8
+    assert m["languages_above_chance"] == 0 and m["k_gain"] == 0
+    assert not any(row["passed"] for c in load_summary(out)["claims"] for row in c["groups"])

@@ -67,23 +67,25 @@ class Multiemo(Dataset):
     def load(self, ctx: RunContext) -> Corpus:
         p = self.params
 
-        def locate(task: str) -> Path:
+        def locate(task: str, order: tuple[str, ...] = tuple(p.sources)) -> Path:
             return bigbench_source.locate(task, tasks_dir=p.tasks_dir,
                                           cache_dir=ctx.cache_dir, version=p.pypi_version,
                                           download=p.download, progress=ctx.progress,
-                                          order=tuple(p.sources))
+                                          order=order)
 
         def locate_review(task: str) -> Path:
-            # BIG-bench ships them as subtasks multiemo/reviews_text_XX; a tasks folder may
-            # hold them as standalone tasks multiemo_reviews_text_XX
-            sub = task.removeprefix("multiemo_")
-            try:
-                folder = locate("multiemo") / sub
-                if (folder / "task.json").is_file():
-                    return folder
-            except HarnessError:
-                pass
-            return locate(task)
+            # a tasks folder may hold standalone tasks multiemo_reviews_text_XX; BIG-bench
+            # itself ships them as subtasks multiemo/reviews_text_XX
+            local = tuple(s for s in p.sources if s != "pypi")
+            if local:
+                try:
+                    return locate(task, local)
+                except HarnessError:
+                    pass
+            folder = locate("multiemo") / task.removeprefix("multiemo_")
+            if not (folder / "task.json").is_file():
+                raise HarnessError(f"BIG-bench's multiemo has no subtask {folder.name!r}")
+            return folder
 
         c = corpus.multiemo(locate_review, p.languages, p.source, p.max_words, p.max_chars)
         if p.demo_task:
