@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .adapter import Component
 from .errors import SpecError
-from .spec import Spec, SweepPoint, _fmt
+from .selectors import matches
+
+if TYPE_CHECKING:
+    from .spec import Spec, SweepPoint
 
 SEED_BITS = 63
 
@@ -119,15 +122,6 @@ class Cell:
         return dict(sorted(out.items()))
 
 
-def matches(axes: dict[str, Any], selector: dict[str, Any]) -> bool:
-    for key, want in selector.items():
-        have = axes.get(key)
-        options = want if isinstance(want, list) else [want]
-        if not any(_fmt(have) == _fmt(o) for o in options):
-            return False
-    return True
-
-
 def expand(spec: Spec) -> list[Cell]:
     cells: list[Cell] = []
     flt = spec.model.cells
@@ -149,18 +143,3 @@ def expand(spec: Spec) -> list[Cell]:
         raise SpecError("the spec expands to no cells", location=spec.doc.where(("cells",)),
                         path="cells", hint="loosen `cells.only` / `cells.exclude`")
     return cells
-
-
-def axis_values(spec: Spec) -> dict[str, set[str]]:
-    """Every name each axis takes in this spec (for checking selectors)."""
-    values: dict[str, set[str]] = {"dataset": set(), "model": set(), "method": set(),
-                                   "point": set()}
-    for point in spec.points:
-        values["dataset"].update(point.datasets)
-        values["model"].update(point.models)
-        values["method"].update(point.methods)
-        if point.name:
-            values["point"].add(point.name)
-        for key, value in point.short.items():
-            values.setdefault(key, set()).add(_fmt(value))
-    return values

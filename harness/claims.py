@@ -1,79 +1,22 @@
-"""Evaluate a spec's ``expect:`` claims on per-cell metrics and their aggregates."""
+"""Evaluate a spec's ``expect:`` claims and ``report:`` rows on per-cell metrics.
+
+A claim's status is PASS or FAIL; a claim marked ``xfail`` is XFAIL when it fails (as
+expected) and XPASS when it passes, which fails the run (pytest's strict xfail), so the
+marker gets removed once the claim reproduces.
+"""
 
 from __future__ import annotations
 
-import difflib
 import math
 import operator
 from typing import Any
 
-from .cells import axis_values, matches
-from .errors import SpecError
-from .spec import Spec
-from .specmodel import BOUND_OPS, Claim
+from .selectors import matches, normalize_selector
+from .specmodel import BOUND_OPS, Claim, Measure, ReportItem
 from .stats import summarize
 
 _CMP = {"at_least": operator.ge, "at_most": operator.le, "above": operator.gt,
         "below": operator.lt}
-
-
-def normalize_selector(sel: Any, values: dict[str, set[str]]) -> dict[str, Any]:
-    """A selector as a dict; a bare name is looked up among the axes' names."""
-    if sel is None:
-        return {}
-    if isinstance(sel, dict):
-        return sel
-    hits = [axis for axis in ("dataset", "model", "method", "point") if str(sel) in values[axis]]
-    if len(hits) != 1:
-        raise ValueError(f"{sel!r} names {'no' if not hits else 'more than one'} "
-                         "dataset, model, method or sweep point")
-    return {hits[0]: str(sel)}
-
-
-def check_claim_selectors(spec: Spec) -> None:
-    values = axis_values(spec)
-    errors: list[SpecError] = []
-    for i, claim in enumerate(spec.model.expect):
-        for key in ("where", "lhs", "rhs"):
-            sel = getattr(claim, key)
-            path = ("expect", i, key)
-            try:
-                sel = normalize_selector(sel, values)
-            except ValueError as exc:
-                pool = sorted(set().union(*values.values()))
-                close = difflib.get_close_matches(str(sel), pool, n=1)
-                errors.append(SpecError(str(exc), location=spec.doc.where(path),
-                                        path=f"expect[{i}].{key}",
-                                        hint=f"did you mean {close[0]!r}?" if close else None))
-                continue
-            for axis, want in sel.items():
-                if axis not in values:
-                    close = difflib.get_close_matches(axis, list(values), n=1)
-                    errors.append(SpecError(
-                        f"unknown axis {axis!r} in selector", location=spec.doc.where(path),
-                        path=f"expect[{i}].{key}.{axis}",
-                        hint=f"did you mean {close[0]!r}?" if close else
-                        "axes: " + ", ".join(values)))
-                    continue
-                for w in (want if isinstance(want, list) else [want]):
-                    if str(w) not in values[axis] and not any(
-                            _same(w, v) for v in values[axis]):
-                        close = difflib.get_close_matches(str(w), sorted(values[axis]), n=1)
-                        errors.append(SpecError(
-                            f"no {axis} named {w!r}", location=spec.doc.where(path),
-                            path=f"expect[{i}].{key}.{axis}",
-                            hint=f"did you mean {close[0]!r}?" if close else
-                            f"{axis} names: " + ", ".join(sorted(values[axis]))))
-    if errors:
-        from .errors import SpecErrors
-        raise SpecErrors(errors)
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return str(a) == str(b)
 
 
 def _passes(value: float | None, ops: list[tuple[str, float]]) -> bool:
@@ -120,32 +63,39 @@ def _find_partner(groups: dict[str, dict[str, Any]], axes: dict[str, Any],
     return None
 
 
-def evaluate_claim(claim: Claim, cells: list[dict[str, Any]],
-                   values: dict[str, set[str]]) -> dict[str, Any]:
-    quantity, ops = claim.bounds()
+def measure(entry: Measure, quantity: str, cells: list[dict[str, Any]],
+            values: dict[str, set[str]], ops: list[tuple[str, float]] | None = None,
+            min_seeds: int | None = None) -> list[dict[str, Any]]:
+    """One row per group that ``entry`` selects: the value it measures (mean over seeds, or
+    per seed) and, given ``ops``, whether it is within those bounds."""
+    ops = ops or []
     groups = _groups(cells)
-    where = normalize_selector(claim.where, values)
-    lhs_sel = {**where, **normalize_selector(claim.lhs, values)}
-    rhs_sel = normalize_selector(claim.rhs, values)
+    where = normalize_selector(entry.where, values)
+    lhs_sel = {**where, **normalize_selector(entry.lhs, values)}
+    rhs_sel = normalize_selector(entry.rhs, values)
     rows: list[dict[str, Any]] = []
     for name, group in sorted(groups.items()):
         if not matches(group["axes"], lhs_sel):
             continue
-        lhs = _series(group, claim.metric)
+        lhs = _series(group, entry.metric)
         rhs: dict[int, float | None] = {}
         partner = None
-        if quantity != "value":
-            partner = _find_partner(groups, group["axes"], normalize_selector(claim.lhs, values),
+        if entry.vs_metric is not None:
+            rhs = _series(group, entry.vs_metric)
+        elif quantity != "value":
+            partner = _find_partner(groups, group["axes"], normalize_selector(entry.lhs, values),
                                     rhs_sel)
             if partner is None:
                 rows.append({"group": name, "passed": False,
-                             "reason": f"no group matches rhs {claim.rhs!r} beside {name}"})
+                             "reason": f"no group matches rhs {entry.rhs!r} beside {name}"})
                 continue
-            rhs = _series(groups[partner], claim.metric)
+            rhs = _series(groups[partner], entry.metric)
         row: dict[str, Any] = {"group": name}
         if partner is not None:
             row["vs"] = partner
-        if claim.on == "mean":
+        if entry.vs_metric is not None:
+            row["vs_metric"] = entry.vs_metric
+        if entry.on == "mean":
             complete = all(v is not None for v in lhs.values()) and all(
                 v is not None for v in rhs.values())
             lm = summarize([v for v in lhs.values() if v is not None])["mean"]
@@ -159,7 +109,9 @@ def evaluate_claim(claim: Claim, cells: list[dict[str, Any]],
             row["value"] = value
             row["passed"] = complete and _passes(value, ops)
             if not complete:
-                row["reason"] = f"metric {claim.metric!r} missing in some cells"
+                missing = entry.metric if any(v is None for v in lhs.values()) else (
+                    entry.vs_metric or entry.metric)
+                row["reason"] = f"metric {missing!r} missing in some cells"
         else:
             per_seed: dict[str, Any] = {}
             passed = 0
@@ -168,37 +120,85 @@ def evaluate_claim(claim: Claim, cells: list[dict[str, Any]],
                 ok = _passes(v, ops)
                 passed += ok
                 per_seed[str(seed)] = {"value": v, "passed": ok}
-            need = claim.min_seeds or len(lhs)
+            need = min_seeds or len(lhs)
             row.update({"per_seed": per_seed, "seeds_passed": passed, "seeds_needed": need,
                         "passed": passed >= need})
         rows.append(row)
+    return rows
+
+
+def claim_status(passed: bool, xfail: str | None) -> str:
+    if xfail:
+        return "XPASS" if passed else "XFAIL"
+    return "PASS" if passed else "FAIL"
+
+
+def evaluate_claim(claim: Claim, cells: list[dict[str, Any]],
+                   values: dict[str, set[str]], claim_id: str | None = None) -> dict[str, Any]:
+    quantity, ops = claim.bounds()
+    rows = measure(claim, quantity, cells, values, ops, claim.min_seeds)
     passed = bool(rows) and all(r["passed"] for r in rows)
-    result: dict[str, Any] = {"text": claim.describe(), "metric": claim.metric,
+    result: dict[str, Any] = {"id": claim_id or claim.id or claim.derived_id(),
+                              "text": claim.describe(), "metric": claim.metric,
                               "quantity": quantity, "on": claim.on,
                               "bounds": {op: thr for op, thr in ops},
-                              "passed": passed, "groups": rows}
+                              "passed": passed, "status": claim_status(passed, claim.xfail),
+                              "groups": rows}
+    if claim.xfail:
+        result["xfail"] = claim.xfail
     if not rows:
         result["reason"] = "no group matched this claim"
+        result["matched"] = False
     return result
 
 
 def evaluate_claims(spec_claims: list[Claim], cells: list[dict[str, Any]],
+                    values: dict[str, set[str]],
+                    ids: list[str] | None = None) -> list[dict[str, Any]]:
+    ids = ids or [c.id or c.derived_id() for c in spec_claims]
+    return [evaluate_claim(c, cells, values, i) for c, i in zip(spec_claims, ids, strict=True)]
+
+
+def evaluate_report(items: list[ReportItem], cells: list[dict[str, Any]],
                     values: dict[str, set[str]]) -> list[dict[str, Any]]:
-    return [evaluate_claim(c, cells, values) for c in spec_claims]
+    """The report-only rows: numbers shown beside the claims, never judged."""
+    out = []
+    for item in items:
+        rows = measure(item, item.as_, cells, values)
+        for row in rows:
+            row.pop("passed", None)
+            for seed in row.get("per_seed", {}).values():
+                seed.pop("passed", None)
+            row.pop("seeds_passed", None)
+            row.pop("seeds_needed", None)
+        out.append({"id": item.id or item.derived_id(), "text": item.describe(),
+                    "metric": item.metric, "quantity": item.as_, "on": item.on,
+                    "groups": rows})
+    return out
+
+
+def claims_ok(claims: list[dict[str, Any]]) -> bool:
+    """True when every claim is PASS or XFAIL."""
+    return all(c.get("status", "PASS" if c["passed"] else "FAIL") in ("PASS", "XFAIL")
+               for c in claims)
 
 
 def format_claim_row(row: dict[str, Any], quantity: str) -> str:
     if "reason" in row and "value" not in row and "per_seed" not in row:
         return f"{row['group']}: {row['reason']}"
+    vs = f" vs {row['vs']}" if "vs" in row else (
+        f" ({row['vs_metric']})" if "vs_metric" in row else "")
     if "per_seed" in row:
-        vals = ", ".join(f"{_num(v['value'])}{'' if v['passed'] else '✗'}"
+        vals = ", ".join(f"{_num(v['value'])}{'✗' if v.get('passed') is False else ''}"
                          for v in row["per_seed"].values())
-        return (f"{row['group']}{' vs ' + row['vs'] if 'vs' in row else ''}: {quantity} per seed "
-                f"[{vals}] — {row['seeds_passed']}/{len(row['per_seed'])} pass, "
-                f"need {row['seeds_needed']}")
+        text = f"{row['group']}{vs}: {quantity} per seed [{vals}]"
+        if "seeds_passed" in row:
+            text += (f" — {row['seeds_passed']}/{len(row['per_seed'])} pass, "
+                     f"need {row['seeds_needed']}")
+        return text
     if quantity == "value":
         return f"{row['group']}: mean {_num(row['value'])}"
-    return (f"{row['group']} vs {row['vs']}: {_num(row['lhs_mean'])} vs {_num(row['rhs_mean'])}"
+    return (f"{row['group']}{vs}: {_num(row['lhs_mean'])} vs {_num(row['rhs_mean'])}"
             f" -> {quantity} {_num(row['value'])}")
 
 
@@ -206,4 +206,4 @@ def _num(v: Any) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-__all__ = ["BOUND_OPS", "evaluate_claims", "check_claim_selectors", "format_claim_row"]
+__all__ = ["BOUND_OPS", "claims_ok", "evaluate_claims", "evaluate_report", "format_claim_row"]

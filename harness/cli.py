@@ -101,8 +101,11 @@ class RunProgress:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .claims import claims_ok
+    from .plan import make_plan
     from .report import print_summary
-    from .runner import run_spec
+    from .results import ResultsDir
+    from .runner import run_plan
     registry = _registry(args)
     spec = _load(args, registry)
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
@@ -113,28 +116,62 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise HarnessError(f"unknown executor {name!r}",
                            hint="available: " + ", ".join(sorted(executors)))
     executor = executors[name](jobs=jobs)
+    if args.controls and not spec.model.controls:
+        raise HarnessError(f"{args.spec}: the spec has no `controls:`",
+                           hint="add controls (docs/controls.md) or run without --controls")
     err.print(_plugins_line(registry), highlight=False)
+    cache = default_cache()
+    plan = make_plan(spec, out_dir, cache, args.force)
     with RunProgress(err, spec.name, out_dir) as progress:
-        report = run_spec(spec, out_dir, executor=executor, cache_dir=default_cache(),
-                          force=args.force, on_event=progress.on_event, hook=registry.pm.hook)
+        report = run_plan(plan, executor=executor, on_event=progress.on_event,
+                          hook=registry.pm.hook)
+    summary = report.summary
+    code = report.exit_code
+    if args.controls:
+        from .controls import control_entries, falsification, plan_controls
+        reports = {}
+        for cname, cplan in plan_controls(plan, cache, args.force).items():
+            with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
+                reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
+                                          hook=registry.pm.hook)
+        table = falsification(summary, control_entries(plan),
+                              {n: r.summary for n, r in reports.items()})
+        summary["controls"] = table
+        ResultsDir(out_dir).write_summary(summary)
+        if code == 0 and not table["ok"]:
+            code = 1
     if args.json:
-        print(json.dumps(report.summary, indent=2))
+        print(json.dumps(summary, indent=2))
     else:
-        print_summary(report.summary, out)
-    claims = report.summary["claims"]
-    npass = sum(c["passed"] for c in claims)
+        print_summary(summary, out)
+    claims = summary["claims"]
+    counts = {s: sum(c.get("status") == s for c in claims)
+              for s in ("PASS", "FAIL", "XFAIL", "XPASS")}
+    text = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"
     err.print(f"{len(report.ran)} ran, {len(report.skipped)} reused, {len(report.failed)} failed;"
-              f" claims {npass}/{len(claims)} PASS; results in {out_dir}", highlight=False)
-    return report.exit_code
+              f" claims: {text}{'' if claims_ok(claims) else ' (not ok)'}; results in {out_dir}",
+              highlight=False)
+    return code
 
 
 def cmd_validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .cells import expand
+    from .controls import unnamed_claims
     registry = _registry(args)
     spec = _load(args, registry)
     cells = expand(spec)
-    out.print(f"{args.spec}: valid — {len(cells)} cells, {len(spec.model.expect)} claims",
-              highlight=False)
+    for cspec in spec.controls.values():
+        expand(cspec)  # a control restricted to no cells is an error too
+    out.print(f"{args.spec}: valid — {len(cells)} cells, {len(spec.model.expect)} claims, "
+              f"{len(spec.model.controls)} controls", highlight=False)
+    unnamed = unnamed_claims(spec)
+    for cid in unnamed:
+        err.print(f"warning: claim {cid!r} is named by no control's must_fail: nothing shows "
+                  "it can fail", highlight=False)
+    if unnamed and args.strict:
+        err.print(f"error: {len(unnamed)} claim(s) not falsifiable by the spec's controls "
+                  "(--strict)", highlight=False)
+        return 1
     return 0
 
 
@@ -165,11 +202,25 @@ def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .report import print_summary
     from .results import ResultsDir
     summary = ResultsDir(Path(args.dir)).summary()
+    if getattr(args, "controls", False):
+        return cmd_controls(args, out, err)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary, out)
     return 0
+
+
+def cmd_controls(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .report import print_controls
+    from .results import ResultsDir
+    summary = ResultsDir(Path(args.dir)).summary()
+    table = summary.get("controls")
+    if not table:
+        raise HarnessError(f"{args.dir}: no controls were run for this results folder",
+                           hint="run `harness run SPEC --out DIR --controls`")
+    print_controls(table, out)
+    return 0 if table["ok"] else 1
 
 
 def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -233,11 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes (pool executor); default: the spec's settings.jobs")
     p.add_argument("--executor", help="executor plugin name (inprocess, pool, ...)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--controls", action="store_true",
+                   help="also run the spec's controls and print the falsification table")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
     spec_args(p)
+    p.add_argument("--strict", action="store_true",
+                   help="fail when a claim is named by no control's must_fail")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("controls", help="print a results folder's falsification table")
+    p.add_argument("dir", help="results folder of a `harness run --controls`")
+    p.set_defaults(func=cmd_controls)
 
     p = sub.add_parser("list", help="list adapters")
     p.add_argument("kind", nargs="?", choices=["datasets", "models", "methods", "metrics",
@@ -254,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("dir", help="results folder")
         if name == "show":
             p.add_argument("--json", action="store_true")
+            p.add_argument("--controls", action="store_true",
+                           help="print the falsification table only")
         p.set_defaults(func=func)
 
     p = sub.add_parser("query", help="run SQL on a results folder's index.sqlite")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from . import datacache
 from .cells import derive_seed
 
 if TYPE_CHECKING:
@@ -86,12 +87,18 @@ class RunContext:
         A reference to a top-level dataset by name loads exactly as that dataset does in
         its own cells (its own seed, the same cached object); an inline component gets
         a seed derived from this context."""
-        from .runner import load_component_data
         if component.spec_name is not None and self.spec_seed is not None:
             seed = derive_seed(self.spec_seed, "dataset", component.spec_name)
         else:
             seed = derive_seed(self.seed, "inner")  # as self.derive("inner")
-        return load_component_data(component, seed, self)
+        return datacache.load_component_data(component, seed, self)
+
+    def for_data(self, seed: int, label: str) -> RunContext:
+        """The context a dataset loader receives: this one's device and folders, its own
+        seed and label, no extras."""
+        return RunContext(seed=seed, device=self.device, work_dir=self.work_dir,
+                          cache_dir=self.cache_dir, logger=self.logger,
+                          progress=self.progress, label=label, spec_seed=self.spec_seed)
 
     def artifact(self, name: str) -> Path:
         """A path for an artifact file in this cell's artifacts folder."""

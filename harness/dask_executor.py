@@ -14,7 +14,8 @@ from typing import ClassVar
 
 from .errors import HarnessError
 from .executors import Executor, OnDone, OnStep
-from .runner import CellPlan, execute_cell
+from .plan import CellPlan
+from .runner import execute_cell
 
 
 class DaskExecutor(Executor):

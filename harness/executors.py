@@ -11,7 +11,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, ClassVar
 
-from .runner import CellPlan, execute_cell
+from .plan import CellPlan
+from .runner import execute_cell
 
 OnDone = Callable[[CellPlan, dict[str, Any]], None]
 OnStep = Callable[[str, str, int, "int | None"], None]

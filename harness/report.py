@@ -66,13 +66,65 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     if summary["claims"]:
         console.print("[bold]claims[/bold]", markup=True)
     for claim in summary["claims"]:
-        mark = "[green]PASS[/green]" if claim["passed"] else "[red]FAIL[/red]"
-        console.print(f"  {mark} {escape(claim['text'])}", highlight=False, markup=True)
+        status = claim_status(claim)
+        mark = f"[{STATUS_STYLE[status]}]{status}[/{STATUS_STYLE[status]}]"
+        cid = f"[{escape(claim['id'])}] " if claim.get("id") else ""
+        console.print(f"  {mark} {cid}{escape(claim['text'])}", highlight=False, markup=True)
+        if claim.get("xfail"):
+            console.print(f"       xfail: {escape(claim['xfail'])}", highlight=False,
+                          markup=True)
         for row in claim["groups"]:
             console.print(f"       {escape(format_claim_row(row, claim['quantity']))}",
                           highlight=False, markup=True)
         if claim.get("reason"):
             console.print(f"       {escape(claim['reason'])}", highlight=False, markup=True)
+    if summary.get("report"):
+        console.print("[bold]reported (not claims)[/bold]", markup=True)
+    for item in summary.get("report", []):
+        console.print(f"  {escape(item['text'])}", highlight=False, markup=True)
+        for row in item["groups"]:
+            console.print(f"       {escape(format_claim_row(row, item['quantity']))}",
+                          highlight=False, markup=True)
+    if summary.get("controls"):
+        print_controls(summary["controls"], console)
+
+
+STATUS_STYLE = {"PASS": "green", "FAIL": "red", "XFAIL": "yellow", "XPASS": "red"}
+
+
+def claim_status(claim: dict[str, Any]) -> str:
+    return str(claim.get("status") or ("PASS" if claim["passed"] else "FAIL"))
+
+
+def controls_table(table: dict[str, Any]) -> Table:
+    """The falsification table: one row per claim, one column per control."""
+    out = Table(title="falsification: each claim under each control (* = must fail)",
+                title_justify="left")
+    out.add_column("claim", style="bold")
+    for col in table["controls"]:
+        out.add_column(escape(col["name"]), justify="center")
+    out.add_column("verdict")
+    for cid, verdict in table["verdicts"].items():
+        row = [escape(cid)]
+        for col in table["controls"]:
+            cell = col["claims"].get(cid, "n/a")
+            row.append(cell + ("*" if cid in col["must_fail"] else ""))
+        row.append(verdict["verdict"])
+        out.add_row(*row)
+    return out
+
+
+def print_controls(table: dict[str, Any], console: Console) -> None:
+    console.print(controls_table(table))
+    for col in table["controls"]:
+        if col.get("text"):
+            console.print(f"  {escape(col['name'])}: {escape(col['text'])}", highlight=False,
+                          markup=True)
+    for problem in table["problems"]:
+        console.print(f"  [red]problem:[/red] {escape(problem)}", highlight=False, markup=True)
+    if table["ok"]:
+        console.print("  every claim is falsified by a control; every must_fail claim fails",
+                      highlight=False)
 
 
 def _img(path: Path) -> str:
@@ -81,18 +133,48 @@ def _img(path: Path) -> str:
             f"<figcaption>{html.escape(path.name)}</figcaption></figure>")
 
 
+def _controls_html(table: dict[str, Any]) -> str:
+    esc = html.escape
+    head = "".join(f"<th title='{esc(c.get('text', ''))}'>{esc(c['name'])}</th>"
+                   for c in table["controls"])
+    body = ""
+    for cid, verdict in table["verdicts"].items():
+        cells = "".join(
+            f"<td class='{c['claims'].get(cid, 'n/a').lower().replace('/', '')}'>"
+            f"{esc(c['claims'].get(cid, 'n/a'))}{'*' if cid in c['must_fail'] else ''}</td>"
+            for c in table["controls"])
+        body += f"<tr><th>{esc(cid)}</th>{cells}<td>{esc(verdict['verdict'])}</td></tr>"
+    problems = "".join(f"<li>{esc(p)}</li>" for p in table["problems"])
+    return ("<h2>Controls: falsification table</h2><p>Each claim under each control "
+            "(* = the control must make it fail).</p><div class='scroll'><table id='controls'>"
+            f"<tr><th>claim</th>{head}<th>verdict</th></tr>{body}</table></div>"
+            + (f"<ul class='problems'>{problems}</ul>" if problems else ""))
+
+
 def write_html(summary: dict[str, Any], out_dir: Path,
                extra_sections: list[tuple[str, str]] | None = None) -> Path:
     esc = html.escape
     parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description', ''))}</p>"]
-    parts.append("<h2>Claims</h2><ul>")
+    parts.append("<h2>Claims</h2><ul id='claims'>")
     for claim in summary["claims"]:
-        status = "PASS" if claim["passed"] else "FAIL"
+        status = claim_status(claim)
         rows = "".join(f"<li>{esc(format_claim_row(r, claim['quantity']))}</li>"
                        for r in claim["groups"])
-        parts.append(f'<li class="{status.lower()}"><b>{status}</b> {esc(claim["text"])}'
-                     f"<ul>{rows}</ul></li>")
-    parts.append("</ul><h2>Aggregates (mean ± std, n)</h2>")
+        xfail = f"<li>xfail: {esc(claim['xfail'])}</li>" if claim.get("xfail") else ""
+        cid = f"[{esc(claim['id'])}] " if claim.get("id") else ""
+        parts.append(f'<li class="{status.lower()}"><b>{status}</b> {cid}{esc(claim["text"])}'
+                     f"<ul>{xfail}{rows}</ul></li>")
+    parts.append("</ul>")
+    if summary.get("report"):
+        parts.append("<h2>Reported (not claims)</h2><ul>")
+        for item in summary["report"]:
+            rows = "".join(f"<li>{esc(format_claim_row(r, item['quantity']))}</li>"
+                           for r in item["groups"])
+            parts.append(f"<li>{esc(item['text'])}<ul>{rows}</ul></li>")
+        parts.append("</ul>")
+    if summary.get("controls"):
+        parts.append(_controls_html(summary["controls"]))
+    parts.append("<h2>Aggregates (mean ± std, n)</h2>")
     metrics = sorted({m for g in summary["aggregates"].values() for m in g})
     head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
     body = ""

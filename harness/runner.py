@@ -1,4 +1,4 @@
-"""Run a spec's cells: skip finished ones, execute the rest, record, aggregate, judge claims."""
+"""Run a plan's cells: skip finished ones, execute the rest, record, aggregate, judge claims."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from .adapter import CellResult, Component
-from .cells import Cell, axis_values, expand
-from .claims import evaluate_claims
+from .adapter import CellResult
+from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
 from .errors import HarnessError
-from .fingerprint import SCHEME_VERSION, cell_identity, config_hash, fingerprint
+from .fingerprint import SCHEME_VERSION
+from .plan import CellPlan, RunPlan, load_data, make_plan
 from .provenance import apply_determinism, provenance
 from .results import ResultsDir, atomic_write_jsonl
 from .spec import Spec
@@ -29,70 +29,6 @@ from .stats import summarize
 RECORD_SCHEMA = 1
 MAX_INLINE_OUTPUT = 200_000
 log = logging.getLogger("harness")
-
-
-@dataclass
-class CellPlan:
-    """Everything needed to execute one cell, picklable for worker processes."""
-
-    cell_id: str
-    name: str
-    seed: int
-    data_seed: int
-    model_seed: int
-    spec_seed: int
-    dataset: Component | None
-    model: Component | None
-    method: Component
-    metrics: list[Component]
-    config: dict[str, Any]
-    versions: dict[str, str]
-    settings: dict[str, Any]
-    spec_source: str = ""
-    spec_hash: str = ""
-    cache_dir: str = ".harness-cache"
-    identity: str = ""
-    data_fingerprint: str = ""
-
-    @classmethod
-    def from_cell(cls, cell: Cell, spec: Spec, cache_dir: Path) -> CellPlan:
-        model_seed, seed = (cell.paired_seeds() if spec.model.settings.common_random_numbers
-                            else (cell.seed, cell.seed))
-        return cls(cell_id=cell.id, name=cell.name, seed=seed, data_seed=cell.data_seed,
-                   model_seed=model_seed, spec_seed=cell.spec_seed,
-                   dataset=cell.dataset_component, model=cell.model_component,
-                   method=cell.method_component, metrics=cell.metrics,
-                   config=cell.config(), versions=cell.versions(),
-                   settings=spec.model.settings.model_dump(exclude={"jobs"}),
-                   spec_source=spec.source,
-                   spec_hash=spec.hash(), cache_dir=str(cache_dir))
-
-
-_DATA_CACHE: dict[tuple[str, int], tuple[Any, str]] = {}
-
-
-def load_component_data(component: Component, seed: int, like: RunContext) -> Any:
-    """Load a dataset component with ``seed``, once per process per (config, seed)."""
-    key = (config_hash(component.config()), seed)
-    if key not in _DATA_CACHE:
-        ctx = RunContext(seed=seed, device=like.device, work_dir=like.work_dir,
-                         cache_dir=like.cache_dir, progress=like.progress,
-                         label=f"data:{component.label}", spec_seed=like.spec_seed)
-        ctx.seed_globals()
-        data = component.build().load(ctx)
-        _DATA_CACHE[key] = (data, fingerprint(data))
-    return _DATA_CACHE[key][0]
-
-
-def load_data(plan: CellPlan, progress: Progress | None = None) -> tuple[Any, str]:
-    """The cell's data and its fingerprint, loaded once per process per (config, seed)."""
-    if plan.dataset is None:
-        return None, "none"
-    like = RunContext(seed=plan.data_seed, device=torch.device(plan.settings["device"]),
-                      work_dir=Path(plan.cache_dir) / "scratch", cache_dir=Path(plan.cache_dir),
-                      progress=progress or Progress(), spec_seed=plan.spec_seed)
-    load_component_data(plan.dataset, plan.data_seed, like)
-    return _DATA_CACHE[(config_hash(plan.dataset.config()), plan.data_seed)]
 
 
 _DROP = object()
@@ -197,43 +133,25 @@ class RunReport:
     def exit_code(self) -> int:
         if any(f.get("error", {}).get("user") for f in self.failed):
             return 2
-        if self.failed or not all(c["passed"] for c in self.summary["claims"]):
+        if self.failed or not claims_ok(self.summary["claims"]):
             return 1
         return 0
 
 
-def plan_cells(spec: Spec, out_dir: Path, cache_dir: Path,
-               force: bool = False) -> tuple[list[CellPlan], list[CellPlan]]:
-    """(to run, already done): a cell is done when its record is ok with the same identity."""
-    results = ResultsDir(out_dir)
-    todo, done = [], []
-    for cell in expand(spec):
-        plan = CellPlan.from_cell(cell, spec, cache_dir)
-        try:
-            _, plan.data_fingerprint = load_data(plan)
-        except Exception:  # let the executor record the failure properly
-            plan.data_fingerprint = "unloadable"
-        plan.identity = cell_identity(plan.config, plan.versions, plan.data_fingerprint,
-                                      plan.settings)
-        record = None if force else results.read_record(plan.cell_id)
-        if record and record.get("status") == "ok" and record.get("identity") == plan.identity:
-            done.append(plan)
-        else:
-            todo.append(plan)
-    return todo, done
-
-
-def build_summary(spec: Spec, out_dir: Path) -> dict[str, Any]:
-    results = ResultsDir(out_dir)
+def build_summary(plan: RunPlan) -> dict[str, Any]:
+    """The summary of a plan from its cells' records (the spec is not expanded again)."""
+    spec = plan.spec
+    results = ResultsDir(plan.out_dir)
     cells_out: list[dict[str, Any]] = []
-    for cell in expand(spec):
-        record = results.read_record(cell.id) or {}
+    for cell in plan.cells:
+        record = results.read_record(cell.cell_id) or {}
+        cfg = cell.config
         cells_out.append({
-            "name": cell.name, "id": cell.id, "group": cell.group, "spec_seed": cell.spec_seed,
-            "seed": cell.seed, "axes": cell.axes,
-            "params": {k: cell.config()[k] for k in ("dataset", "model", "method")},
-            "sweep": cell.point.values, "status": record.get("status", "missing"),
-            "metrics": record.get("metrics", {}),
+            "name": cell.name, "id": cell.cell_id, "group": cfg["group"],
+            "spec_seed": cell.spec_seed, "seed": cfg["seed"], "axes": cfg["axes"],
+            "params": {k: cfg[k] for k in ("dataset", "model", "method")},
+            "sweep": cfg["sweep"], "status": record.get("status", "missing"),
+            "identity": cell.identity, "metrics": record.get("metrics", {}),
             "error": record.get("error", {}).get("message") if record.get("error") else None,
         })
     aggregates: dict[str, dict[str, Any]] = {}
@@ -242,42 +160,58 @@ def build_summary(spec: Spec, out_dir: Path) -> dict[str, Any]:
         for metric, value in entry["metrics"].items():
             group.setdefault(metric, []).append(float(value))
     aggregates = {g: {m: summarize(v) for m, v in ms.items()} for g, ms in aggregates.items()}
-    claims = evaluate_claims(spec.model.expect, cells_out, axis_values(spec))
-    return {
+    values = spec.axis_values()
+    summary: dict[str, Any] = {
         "spec": spec.name, "description": spec.model.description, "spec_source": spec.source,
-        "spec_hash": spec.hash(), "seeds": spec.seeds,
-        "adapters": sorted({u for c in expand(spec) for u in c.versions()}),
-        "cells": cells_out, "aggregates": aggregates, "claims": claims,
+        "spec_hash": spec.hash(), "seeds": spec.seeds, "adapters": plan.adapters,
+        "cells": cells_out, "aggregates": aggregates,
+        "claims": evaluate_claims(spec.model.expect, cells_out, values, spec.claim_ids),
+        "report": evaluate_report(spec.model.report, cells_out, values),
         "created": datetime.now(timezone.utc).isoformat(),
     }
+    if plan.control is not None:
+        summary["control"] = plan.control
+    return summary
 
 
-def run_spec(spec: Spec, out_dir: Path, *, executor: Any, cache_dir: Path, force: bool = False,
+def run_plan(plan: RunPlan, *, executor: Any,
              on_event: Callable[[str, dict[str, Any]], None] | None = None,
              hook: Any = None) -> RunReport:
+    """Execute the plan's unfinished cells, then write the summary."""
+    out_dir = plan.out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     results = ResultsDir(out_dir)
-    todo, done = plan_cells(spec, out_dir, cache_dir, force)
+    todo, done = plan.todo, plan.done
     report = RunReport(summary={}, skipped=[p.name for p in done])
     emit = on_event or (lambda kind, info: None)
-    emit("plan", {"todo": len(todo), "done": len(done)})
+    emit("plan", {"todo": len(todo), "done": len(done), "control": plan.control})
 
-    def finished(plan: CellPlan, record: dict[str, Any]) -> None:
+    def finished(cell: CellPlan, record: dict[str, Any]) -> None:
         results.index([record])
-        report.ran.append(plan.name)
+        report.ran.append(cell.name)
         if record["status"] != "ok":
             report.failed.append(record)
+        else:
+            cell.status = "done"
         if hook is not None:
             hook.harness_cell_finished(record=record)
-        emit("cell", {"plan": plan, "record": record})
+        emit("cell", {"plan": cell, "record": record})
 
     executor.run(todo, str(out_dir), finished, lambda name, label, done_, total:
                  emit("step", {"cell": name, "label": label, "done": done_, "total": total}))
     # keep the index complete for cells skipped this time
     results.index(r for r in (results.read_record(p.cell_id) for p in done) if r)
-    summary = build_summary(spec, out_dir)
+    summary = build_summary(plan)
     results.write_summary(summary)
     if hook is not None:
         hook.harness_run_finished(summary=summary, out_dir=str(out_dir))
     report.summary = summary
     return report
+
+
+def run_spec(spec: Spec, out_dir: Path, *, executor: Any, cache_dir: Path, force: bool = False,
+             on_event: Callable[[str, dict[str, Any]], None] | None = None,
+             hook: Any = None) -> RunReport:
+    """Plan ``spec`` into ``out_dir`` and run it (the spec's controls are not run)."""
+    plan = make_plan(spec, out_dir, cache_dir, force)
+    return run_plan(plan, executor=executor, on_event=on_event, hook=hook)

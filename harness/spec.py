@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from .adapter import KIND_SECTIONS, SECTION_KINDS, Component
 from .errors import HarnessError, Location, SpecError, SpecErrors
 from .registry import Registry
-from .specmodel import SpecModel
+from .selectors import fmt, selector_problems
+from .specmodel import Control, Measure, SpecModel
 from .validation import validate_model
 from .yamlfile import KeyPath, Located, format_path, load_with_extends
 
@@ -47,6 +48,8 @@ class Spec:
     data: dict[str, Any]
     points: list[SweepPoint]
     doc: Located = field(repr=False)
+    control: str | None = None  # the control's name when this spec is a control variant
+    controls: dict[str, Spec] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -55,6 +58,24 @@ class Spec:
     @property
     def seeds(self) -> list[int]:
         return self.model.seeds
+
+    @property
+    def claim_ids(self) -> list[str]:
+        return [c.id or c.derived_id() for c in self.model.expect]
+
+    def axis_values(self) -> dict[str, set[str]]:
+        """Every name each axis takes in this spec (for checking selectors)."""
+        values: dict[str, set[str]] = {"dataset": set(), "model": set(), "method": set(),
+                                       "point": set()}
+        for point in self.points:
+            values["dataset"].update(point.datasets)
+            values["model"].update(point.models)
+            values["method"].update(point.methods)
+            if point.name:
+                values["point"].add(point.name)
+            for key, value in point.short.items():
+                values.setdefault(key, set()).add(fmt(value))
+        return values
 
     def hash(self) -> str:
         blob = json.dumps(self.data, sort_keys=True, default=str).encode()
@@ -96,6 +117,15 @@ def set_path(data: Any, path: list[str | int], value: Any, where: str) -> None:
     else:
         raise SpecError(f"cannot set {last!r} inside a {type(cur).__name__}",
                         location=Location(where), path=".".join(map(str, path)))
+
+
+def set_values(doc: Located, values: dict[str, Any], where: Any) -> None:
+    """Apply ``{path: value}`` overrides (a control's ``set:``); ``where(path)`` locates
+    each one for error messages."""
+    for key, value in values.items():
+        path = parse_path(str(key))
+        set_path(doc.data, path, copy.deepcopy(value), str(where(key)))
+        doc.locations[tuple(path)] = where(key)
 
 
 def apply_overrides(doc: Located, overrides: list[str]) -> None:
@@ -201,14 +231,6 @@ def _short_names(paths: list[str]) -> dict[str, str]:
     return {p: (last if lasts.count(last) == 1 else p) for p, last in pairs}
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return str(value)
-
-
 def _expand_sweep(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = [{}]
     for key, values in sweep.items():
@@ -216,17 +238,34 @@ def _expand_sweep(sweep: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return points
 
 
-def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None = None,
-              seeds: list[int] | None = None) -> Spec:
-    """Read, override, validate and resolve a spec file (raises :class:`SpecErrors`)."""
+def read_document(path: str | Path, overrides: list[str] | None = None,
+                  seeds: list[int] | None = None) -> Located:
+    """The spec file with its ``extends:`` merged and the command line's overrides applied."""
     doc = load_with_extends(Path(path))
     apply_overrides(doc, overrides or [])
     if seeds is not None:
         doc.data["seeds"] = list(seeds)
         doc.locations[("seeds",)] = Location("--seeds")
-    errors: list[SpecError] = []
     # top-level `x-...` keys hold YAML anchors for reuse (as in compose files): not validated
     doc.data = {k: v for k, v in doc.data.items() if not str(k).startswith("x-")}
+    return doc
+
+
+def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None = None,
+              seeds: list[int] | None = None) -> Spec:
+    """Read, override, validate and resolve a spec file and its controls (raises
+    :class:`SpecErrors` with every problem found)."""
+    return build_spec(read_document(path, overrides, seeds), registry, str(path))
+
+
+def _unique(errors: list[SpecError]) -> list[SpecError]:
+    return list({e.render(): e for e in errors}.values())  # one per place, not per point
+
+
+def build_spec(doc: Located, registry: Registry, source: str, *,
+               control: str | None = None) -> Spec:
+    """Validate a spec document and resolve every component, once per sweep point."""
+    errors: list[SpecError] = []
     model = validate_model(SpecModel, doc.data, (), doc, errors)
     if model is None:
         raise SpecErrors(errors)
@@ -242,6 +281,21 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
                                     path=f"sweep.{key}"))
     if errors:
         raise SpecErrors(errors)
+    points = _resolve_points(doc, model, registry, errors)
+    if errors:
+        raise SpecErrors(_unique(errors))
+    spec = Spec(model=model, source=source, data=doc.data, points=points, doc=doc,
+                control=control)
+    errors += _check_measures(spec)
+    if control is None:
+        errors += _check_controls(spec, registry)
+    if errors:
+        raise SpecErrors(_unique(errors))
+    return spec
+
+
+def _resolve_points(doc: Located, model: SpecModel, registry: Registry,
+                    errors: list[SpecError]) -> list[SweepPoint]:
     short = _short_names(list(model.sweep))
     points: list[SweepPoint] = []
     for values in _expand_sweep(model.sweep):
@@ -263,21 +317,95 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
         wheres = [m.pop("where", {}) if isinstance(m, dict) else {} for m in raw_metrics]
         metrics = [resolver.resolve(m, ("metrics", i), "metric")
                    for i, m in enumerate(raw_metrics)]
-        for err in resolver.errors:
-            if err.render() not in {e.render() for e in errors}:
-                errors.append(err)
+        errors.extend(resolver.errors)
         if resolver.errors:
             continue
-        name = ",".join(f"{short[k]}={_fmt(v)}" for k, v in values.items()) or None
+        name = ",".join(f"{short[k]}={fmt(v)}" for k, v in values.items()) or None
         points.append(SweepPoint(
             name=name, values=values, short={short[k]: v for k, v in values.items()},
             datasets=sections["datasets"], models=sections["models"],  # type: ignore[arg-type]
             methods=sections["methods"], metrics=metrics,  # type: ignore[arg-type]
             metric_where=wheres))
-    if errors:
-        unique = {e.render(): e for e in errors}  # one per place, not one per sweep point
-        raise SpecErrors(list(unique.values()))
-    spec = Spec(model=model, source=str(path), data=doc.data, points=points, doc=doc)
-    from .claims import check_claim_selectors  # local: claims imports cells
-    check_claim_selectors(spec)
-    return spec
+    return points
+
+
+def _check_measures(spec: Spec) -> list[SpecError]:
+    """Claims' and report rows' selectors name real axes and values; ids are unique."""
+    errors: list[SpecError] = []
+    values = spec.axis_values()
+    entries: list[tuple[str, int, Measure]] = [
+        *(("expect", i, c) for i, c in enumerate(spec.model.expect)),
+        *(("report", i, r) for i, r in enumerate(spec.model.report))]
+    for section, i, entry in entries:
+        for key in ("where", "lhs", "rhs"):
+            path = (section, i, key)
+            for suffix, message, hint in selector_problems(getattr(entry, key), values):
+                errors.append(SpecError(message, location=spec.doc.where(path),
+                                        path=f"{section}[{i}].{key}{suffix}", hint=hint))
+    seen: dict[str, int] = {}
+    for i, cid in enumerate(spec.claim_ids):
+        if cid in seen:
+            errors.append(SpecError(
+                f"duplicate claim id {cid!r} (also claim {seen[cid]})",
+                location=spec.doc.where(("expect", i, "id")), path=f"expect[{i}].id",
+                hint="give each claim a unique `id:`"))
+        seen.setdefault(cid, i)
+    return errors
+
+
+def _check_controls(spec: Spec, registry: Registry) -> list[SpecError]:
+    """Each control names known claims, and its variant of the spec is itself valid."""
+    errors: list[SpecError] = []
+    ids = spec.claim_ids
+    names: set[str] = set()
+    for i, ctl in enumerate(spec.model.controls):
+        if ctl.name in names:
+            errors.append(SpecError(f"duplicate control name {ctl.name!r}",
+                                    location=spec.doc.where(("controls", i, "name")),
+                                    path=f"controls[{i}].name"))
+        names.add(ctl.name)
+        for j, cid in enumerate(ctl.must_fail):
+            if cid not in ids:
+                close = difflib.get_close_matches(cid, ids, n=1)
+                errors.append(SpecError(
+                    f"unknown claim id {cid!r}",
+                    location=spec.doc.where(("controls", i, "must_fail", j)),
+                    path=f"controls[{i}].must_fail[{j}]",
+                    hint=f"did you mean {close[0]!r}?" if close else
+                    "claim ids: " + ", ".join(ids)))
+        try:
+            spec.controls[ctl.name] = control_spec(spec, ctl, i, registry)
+        except SpecErrors as exc:
+            errors += exc.errors
+        except SpecError as exc:
+            errors.append(exc)
+    return errors
+
+
+def control_spec(spec: Spec, ctl: Control, index: int, registry: Registry) -> Spec:
+    """The variant of ``spec`` that control ``ctl`` describes (its own cells, same claims)."""
+    data = copy.deepcopy(spec.doc.data)
+    data.pop("controls", None)
+    doc = Located(data, dict(spec.doc.locations), spec.doc.source)
+    base = ("controls", index)
+
+    def where(key: str) -> Location:
+        return spec.doc.where(base + ("set", key))
+
+    for key, value in ctl.set.items():
+        try:
+            set_values(doc, {key: value}, where)
+        except SpecError as exc:
+            raise SpecError(exc.message, location=where(key),
+                            path=f"controls[{index}].set.{key}", hint=exc.hint) from None
+    if ctl.seeds is not None:
+        data["seeds"] = list(ctl.seeds)
+        doc.locations[("seeds",)] = spec.doc.where(base + ("seeds",))
+    if ctl.cells is not None:
+        cells = data.setdefault("cells", {})
+        cells["only"] = ctl.cells.only if ctl.cells.only is not None else cells.get("only")
+        cells["exclude"] = [*cells.get("exclude", []), *ctl.cells.exclude]
+        if cells["only"] is None:
+            cells.pop("only")
+        doc.locations[("cells",)] = spec.doc.where(base + ("cells",))
+    return build_spec(doc, registry, spec.source, control=ctl.name)

@@ -9,9 +9,10 @@ from typing import Any
 
 from .adapter import Component
 from .errors import ResultsError, SpecError, SpecErrors
+from .plan import CellPlan
 from .registry import Registry
 from .results import ResultsDir
-from .runner import CellPlan, execute_cell
+from .runner import execute_cell
 from .spec import Resolver
 from .yamlfile import Located
 

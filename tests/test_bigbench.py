@@ -79,8 +79,10 @@ def test_transcript_conformance(name: str, bigbench_dir: Path, tmp_path: Path) -
 
 
 def test_choice_and_shot_draws_use_bigbench_random_semantics() -> None:
-    """The few-shot draws equal a direct transcription of BIG-bench's calls (numpy object
-    arrays passed to ``RandomState.choice``), for several shot counts and subsets."""
+    """Index draws consume numpy's legacy generator as BIG-bench's draws from object
+    arrays do, for several shot counts and query counts. (The prompts themselves, and
+    BIG-bench's call site, are checked against the sdist's own code in
+    test_bigbench_reference.py.)"""
     raw = [{"input": f"q{i}", "target": [f"a{i}", f"b{i}"] if i % 3 else f"a{i}"}
            for i in range(12)]
     samples = [format_example(copy.deepcopy(x), "\nQ: ", "\nA: ", "", 42) for x in raw]

@@ -173,7 +173,8 @@ class Evaluate(Method):
 
     def _row(self, leaf: JsonTask, i: int, prompt: str, s: dict[str, Any]) -> dict[str, Any]:
         row: dict[str, Any] = {"task": leaf.name, "shots": self.params.shots, "index": i,
-                               "prompt": prompt, "target": list(s["target"])}
+                               "example": int(s["query_index"]), "prompt": prompt,
+                               "target": list(s["target"])}
         if "log_prob" in s:
             pick = chosen(s)
             row.update(choices=list(s["choice"]), target_scores=dict(s["target_scores"]),

@@ -13,10 +13,15 @@ builds, character for character:
   example with the same number of choices), while the choices the model scores keep
   the order of ``target_scores`` in the JSON file;
 - a missing ``target`` becomes the first choice with the highest score;
-- few-shot prompts follow ``make_nshot_dataset``: one ``RandomState(seed)`` per
-  evaluation; with ``max_examples`` the queries are ``rng.choice(..., replace=False)``;
-  for every query ``shots`` distinct other examples are drawn without replacement and
-  each contributes ``input + rng.choice(target)``, all joined with the task's separator;
+- few-shot prompts follow ``make_nshot_dataset`` as ``evaluate_fixed_shot`` calls it:
+  one ``RandomState(seed)`` per evaluation and always ``max_examples=num_examples``
+  (which is ``len(examples)`` when the task sets no ``max_examples``), so with one shot
+  or more the queries are first drawn by ``rng.choice(..., replace=False)``, i.e. a
+  permutation of all examples when nothing limits them (0 shots keep the file order
+  unless a limit applies); then for every query ``shots`` distinct other examples are
+  drawn without replacement and each contributes ``input + rng.choice(target)``, all
+  joined with the task's separator. Each query keeps its position in the file as
+  ``query_index``, which pairs the same example across shot counts;
 - the task prefix is prepended to every prompt;
 - subtasks are the ``task.json`` files one folder down, in sorted path order, named
   ``parent:child``; ``max_examples`` is split evenly (floor) between them;
@@ -94,34 +99,42 @@ def format_example(sample: dict[str, Any], input_prefix: str, output_prefix: str
 
 
 def nshot_samples(samples: list[dict[str, Any]], shots: int, seed: int, separator: str = " ",
-                  max_examples: int | None = None) -> list[dict[str, Any]]:
+                  max_examples: int | None = None, *,
+                  pool: list[dict[str, Any]] | None = None,
+                  leak_query: bool = False) -> list[dict[str, Any]]:
     """BIG-bench's ``make_nshot_dataset``: the query samples with ``shots`` examples prepended.
 
     Random-number semantics are BIG-bench's: one ``RandomState(seed)`` for the call, the
-    query subset first (when ``max_examples`` limits it), then per query the shot examples
-    (without replacement, among the samples not equal to the query) and one target per shot.
+    query draw first (when ``max_examples`` is given: BIG-bench's ``evaluate_fixed_shot``
+    always gives it, see :meth:`JsonTask.samples`), then per query the shot examples
+    (without replacement, among the samples not equal to the query, or among ``pool``
+    when given) and one target per shot. Every returned sample carries ``query_index``,
+    the query's position in ``samples``.
     """
     rng = np.random.RandomState(seed=seed)
     samples = copy.deepcopy(samples)
+    order = list(range(len(samples)))
     if shots == 0:
         if max_examples and max_examples < len(samples):
-            return [samples[i] for i in rng.choice(len(samples), max_examples, replace=False)]
-        return samples
+            order = [int(i) for i in rng.choice(len(samples), max_examples, replace=False)]
+        return [dict(samples[i], query_index=i) for i in order]
     if len(samples) < shots + 1:
         raise HarnessError(f"{len(samples)} examples are not enough for {shots} shots",
                            hint="lower `shots`")
     if max_examples is not None:
-        queries = [samples[i] for i in rng.choice(len(samples), max_examples, replace=False)]
-    else:
-        queries = samples
+        order = [int(i) for i in rng.choice(len(samples), max_examples, replace=False)]
     out = []
-    for sample in queries:
+    for i in order:
+        sample = samples[i]
         query = copy.deepcopy(sample)
-        pool = [x for x in samples if x != sample]
-        picked = [pool[i] for i in rng.choice(len(pool), shots, replace=False)]
+        candidates = pool if pool is not None else [x for x in samples if x != sample]
+        picked = [candidates[j] for j in rng.choice(len(candidates), shots, replace=False)]
+        if leak_query:  # a deliberate bug: the query, answered, is the last shot
+            picked[-1] = sample
         context = separator.join(
             ex["input"] + ex["target"][rng.choice(len(ex["target"]))] for ex in picked)
         query["input"] = context + separator + query["input"]
+        query["query_index"] = i
         out.append(query)
     return out
 
@@ -185,11 +198,18 @@ class JsonTask:
             return min(self.max_examples, len(self.examples))
         return len(self.examples)
 
-    def samples(self, shots: int) -> list[dict[str, Any]]:
+    def samples(self, shots: int, *, pool: list[dict[str, Any]] | None = None,
+                leak_query: bool = False) -> list[dict[str, Any]]:
         """The evaluation samples of this leaf for ``shots`` shots (prompts without the
-        task prefix, as BIG-bench keeps them; see :meth:`prompts`)."""
+        task prefix, as BIG-bench keeps them; see :meth:`prompts`).
+
+        As BIG-bench's ``evaluate_fixed_shot``, the query count is always passed on
+        (``max_examples=self.num_examples``, all examples when the task sets no limit):
+        with shots, the queries come in a seeded random order. ``pool`` (shots drawn from
+        other examples) and ``leak_query`` are the ablations of ``bigbench/evaluate``.
+        """
         return nshot_samples(self.examples, shots, self.seed, self.separator,
-                             self.num_examples if self.max_examples else None)
+                             self.num_examples, pool=pool, leak_query=leak_query)
 
     def prompts(self, samples: list[dict[str, Any]]) -> list[str]:
         return [self.task_prefix + s["input"] for s in samples]

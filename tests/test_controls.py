@@ -1,0 +1,192 @@
+"""Controls, claim ids, xfail, report-only rows and two-metric claims, through the real CLI
+(a small iris spec) and on hand-made cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import load_summary, run_harness
+
+from harness.claims import claims_ok, evaluate_claims, evaluate_report
+from harness.controls import falsification, outcome
+from harness.specmodel import Claim, ReportItem
+
+SPEC = """\
+name: ctl
+seeds: [0]
+datasets:
+  iris: {use: sklearn/iris}
+models:
+  mlp: {use: torch/mlp, hidden: [16]}
+methods:
+  train: {use: torch/train-classifier, steps: 80, optimizer: {use: torch/adam, lr: 0.02}}
+metrics: [accuracy, cross-entropy]
+expect:
+  - {id: learns, metric: accuracy, at_least: 0.8}
+report:
+  - {metric: cross_entropy, text: "test cross-entropy"}
+controls:
+  - name: untrained
+    text: "one optimizer step: the model never learns"
+    set: {methods.train.steps: 1}
+    must_fail: [learns]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "spec.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_run_with_controls_prints_the_table_and_reuses_control_cells(tmp_path: Path) -> None:
+    spec, out = write(tmp_path, SPEC), tmp_path / "out"
+    res = run_harness("run", str(spec), "--out", str(out), "--controls")
+    assert res.returncode == 0, res
+    assert "falsified by untrained" in res.stdout
+    assert "test cross-entropy" in res.stdout  # the report-only row is shown
+    summary = load_summary(out)
+    table = summary["controls"]
+    assert table["ok"] and table["problems"] == []
+    assert table["controls"][0]["claims"] == {"learns": "FAIL"}
+    assert table["verdicts"]["learns"]["falsified_by"] == ["untrained"]
+    assert len(summary["claims"]) == 1  # report rows are never claims
+    control = load_summary(out / "controls" / "untrained")
+    assert control["control"] == "untrained"
+    assert control["cells"][0]["metrics"]["accuracy"] < 0.8
+    again = run_harness("run", str(spec), "--out", str(out), "--controls")
+    assert again.returncode == 0, again
+    assert "0 cell(s) to run, 1 already done" in again.stderr
+    assert again.stderr.count("already done") == 2  # the spec and its control
+    shown = run_harness("controls", str(out))
+    assert shown.returncode == 0 and "falsified by untrained" in shown.stdout
+
+
+def test_a_control_that_breaks_nothing_fails_the_run(tmp_path: Path) -> None:
+    text = SPEC + """\
+  - name: harmless
+    text: "a slightly different learning rate is not a broken method"
+    set: {methods.train.optimizer.lr: 0.021}
+    must_fail: [learns]
+"""
+    out = tmp_path / "out"
+    res = run_harness("run", str(write(tmp_path, text)), "--out", str(out), "--controls")
+    assert res.returncode == 1, res
+    table = load_summary(out)["controls"]
+    assert not table["ok"]
+    assert "control 'harmless': claim 'learns' must fail but is PASS" in table["problems"]
+    assert table["verdicts"]["learns"]["falsified_by"] == ["untrained"]
+
+
+def test_a_claim_no_control_falsifies_fails_the_run_and_validate_strict(tmp_path: Path) -> None:
+    text = SPEC.replace("  - {id: learns, metric: accuracy, at_least: 0.8}\n",
+                        "  - {id: learns, metric: accuracy, at_least: 0.8}\n"
+                        "  - {id: loose, metric: accuracy, at_least: 0.0}\n")
+    spec, out = write(tmp_path, text), tmp_path / "out"
+    res = run_harness("validate", str(spec))
+    assert res.returncode == 0 and "claim 'loose' is named by no control" in res.stderr
+    assert run_harness("validate", "--strict", str(spec)).returncode == 1
+    run = run_harness("run", str(spec), "--out", str(out), "--controls")
+    assert run.returncode == 1, run
+    assert "NOT FALSIFIED" in run.stdout
+    assert load_summary(out)["controls"]["verdicts"]["loose"]["falsified_by"] == []
+
+
+@pytest.mark.parametrize("bad, message, line", [
+    ("    must_fail: [lerns]\n", "unknown claim id 'lerns'", 18),
+    ("    set: {methods.train.stepz: 1}\n", "unknown key 'stepz'", 17),
+    ("    set: {methods.train.steps: many}\n", "steps", 17),
+])
+def test_bad_controls_are_located_errors(tmp_path: Path, bad: str, message: str,
+                                         line: int) -> None:
+    key = bad.split(":")[0].strip()
+    lines = [ln for ln in SPEC.splitlines(keepends=True)]
+    text = "".join(bad if ln.strip().startswith(key + ":") and i > 14 else ln
+                   for i, ln in enumerate(lines))
+    res = run_harness("validate", str(write(tmp_path, text)))
+    assert res.returncode == 2, res
+    assert message in res.stderr
+    assert f"spec.yaml:{line}" in res.stderr
+    assert "Traceback" not in res.output
+
+
+def test_duplicate_claim_ids_and_a_hint_for_a_close_id(tmp_path: Path) -> None:
+    text = SPEC.replace("  - {id: learns, metric: accuracy, at_least: 0.8}\n",
+                        "  - {id: learns, metric: accuracy, at_least: 0.8}\n"
+                        "  - {id: learns, metric: accuracy, at_most: 1.0}\n")
+    res = run_harness("validate", str(write(tmp_path, text)))
+    assert res.returncode == 2 and "duplicate claim id 'learns'" in res.stderr
+    res = run_harness("validate", str(write(tmp_path, SPEC.replace("[learns]", "[lerns]"))))
+    assert "did you mean 'learns'?" in res.stderr
+
+
+def test_derived_ids_are_stable_and_depend_on_content() -> None:
+    a = Claim(metric="accuracy", at_least=0.8)
+    assert a.derived_id() == Claim(metric="accuracy", at_least=0.8, text="x").derived_id()
+    assert a.derived_id().startswith("accuracy-")
+    assert a.derived_id() != Claim(metric="accuracy", at_least=0.9).derived_id()
+
+
+def test_contradictory_bounds_are_rejected() -> None:
+    with pytest.raises(ValueError, match="can never pass"):
+        Claim(metric="a", at_least=0.9, at_most=0.1)
+    with pytest.raises(ValueError, match="finite"):
+        Claim(metric="a", at_least=float("nan"))
+    Claim(metric="a", at_least=0.5, at_most=0.5)  # an exact value is fine
+
+
+def cells(values: dict[str, list[float]], **more: list[float]) -> list[dict]:
+    out = []
+    for group, vals in values.items():
+        for seed, v in enumerate(vals):
+            metrics = {"acc": v, **{k: m[seed] for k, m in more.items()}}
+            out.append({"group": group, "spec_seed": seed, "status": "ok",
+                        "axes": {"dataset": "d", "model": None, "method": group,
+                                 "point": None}, "metrics": metrics})
+    return out
+
+
+AXES = {"dataset": {"d"}, "model": set(), "method": {"a", "b"}, "point": set()}
+
+
+def test_xfail_is_strict() -> None:
+    data = cells({"a": [0.5, 0.6]})
+    failing = Claim(id="c", metric="acc", at_least=0.9, xfail="does not hold at this scale")
+    passing = Claim(id="c", metric="acc", at_least=0.1, xfail="does not hold at this scale")
+    (xf,) = evaluate_claims([failing], data, AXES)
+    (xp,) = evaluate_claims([passing], data, AXES)
+    assert xf["status"] == "XFAIL" and not xf["passed"] and claims_ok([xf])
+    assert xp["status"] == "XPASS" and xp["passed"] and not claims_ok([xp])
+
+
+def test_two_metric_claims_and_report_rows() -> None:
+    data = cells({"a": [0.8, 0.6]}, loss=[0.4, 0.2])
+    claim = Claim(id="r", metric="acc", vs_metric="loss", ratio_at_least=2.5, on="each_seed")
+    (res,) = evaluate_claims([claim], data, AXES)
+    assert [v["value"] for v in res["groups"][0]["per_seed"].values()] == pytest.approx([2, 3])
+    assert res["groups"][0]["seeds_passed"] == 1 and not res["passed"]
+    mean = Claim(id="m", metric="acc", vs_metric="loss", diff_at_least=0.39)
+    (res,) = evaluate_claims([mean], data, AXES)
+    assert res["groups"][0]["value"] == pytest.approx(0.7 - 0.3) and res["passed"]
+    (rep,) = evaluate_report([ReportItem.model_validate(
+        {"metric": "acc", "lhs": "a", "rhs": "b", "as": "diff"})],
+        cells({"a": [0.8], "b": [0.5]}), AXES)
+    assert rep["groups"][0]["value"] == pytest.approx(0.3) and "passed" not in rep["groups"][0]
+    with pytest.raises(ValueError, match="not both"):
+        Claim(metric="acc", vs_metric="loss", lhs="a", rhs="b", ratio_above=1)
+
+
+def test_outcomes_distinguish_no_coverage_and_errors_from_a_failure() -> None:
+    assert outcome({"passed": False, "groups": []}) == "n/a"
+    assert outcome({"passed": False, "groups": [
+        {"group": "g", "passed": False, "reason": "metric 'acc' missing in some cells"}]}) == "ERR"
+    assert outcome({"passed": False, "groups": [{"group": "g", "passed": False,
+                                                 "value": 0.1}]}) == "FAIL"
+    main = {"claims": [{"id": "c", "passed": True}]}
+    table = falsification(main, [{"name": "x", "must_fail": ["c"]}],
+                          {"x": {"claims": [{"id": "c", "passed": False, "groups": []}],
+                                 "cells": []}})
+    assert not table["ok"] and table["verdicts"]["c"]["verdict"] == "NOT FALSIFIED"
+    assert json.dumps(table)  # JSON-ready for summary.json
