@@ -107,3 +107,43 @@ class TrainingObserver(Adapter):
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+class Correction(Adapter):
+    """Corrects a dataset's batch effects around a classifier training (kind ``correction``).
+
+    A training method that takes a correction calls, in order:
+
+    1. ``prepare(ctx, data) -> data`` before training (e.g. standardize every split's
+       inputs per batch; the returned data replaces the given one);
+    2. ``train_loss(model, x, y, batch)`` for each optimizer step's loss (e.g. an
+       augmentation or a penalty added to the cross-entropy); ``batch`` holds the
+       training-set indices of ``x``;
+    3. ``finish(ctx, model, data)`` after training (e.g. fit a head on corrected features);
+    4. ``predict(model, x, split)`` for evaluation logits (``split`` names the split of
+       ``x``, e.g. ``"test"``; e.g. batch-norm statistics recomputed per test batch).
+
+    ``transductive`` says whether evaluation needs a whole test batch, not one example.
+    """
+
+    kind: ClassVar[str] = "correction"
+    transductive: ClassVar[bool] = False
+
+    def prepare(self, ctx: RunContext, data: Any) -> Any:
+        return data
+
+    def train_loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   batch: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(model(x), y)
+
+    def finish(self, ctx: RunContext, model: torch.nn.Module, data: Any) -> None:
+        return None
+
+    @torch.no_grad()
+    def predict(self, model: torch.nn.Module, x: torch.Tensor, split: str,
+                chunk: int = 4096) -> torch.Tensor:
+        was = model.training
+        model.eval()
+        out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        model.train(was)
+        return out

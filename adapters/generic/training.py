@@ -2,7 +2,10 @@
 
 - ``optimizer``: any optimizer component (``torch/sgd``, ``fop/fop``, ...);
 - ``selection``: any example-selection policy (``selection/uniform``, selective backprop);
-- ``observers``: training analysers that see every step's parameters before and after.
+- ``observers``: training analysers that see every step's parameters before and after;
+- ``correction``: a batch-effect correction (:class:`harness.training.Correction`, e.g.
+  ``rxrx1/per-experiment``) that prepares the data, shapes each step's loss and makes the
+  evaluation logits.
 
 Candidates are drawn from per-epoch permutations of the training set (from the run
 context's generator), ``batch_size`` at a time. The policy keeps some of them; kept
@@ -50,6 +53,8 @@ class TrainClassifierParams(Params):
                                            "which candidate examples are backpropagated")
     observers: list[Component] = component_field("observer", [],
                                                  "training analysers, e.g. lca/allocation")
+    correction: Component | None = component_field(
+        "correction", None, "batch-effect correction, e.g. {use: rxrx1/per-experiment}")
     batch_size: int = Field(32, ge=1)
     steps: int | None = Field(None, ge=1, description="optimizer steps")
     epochs: float | None = Field(None, gt=0, description="passes over the training set")
@@ -101,6 +106,9 @@ class TrainClassifier(Method):
             ) -> dict[str, Any]:
         p: TrainClassifierParams = self.params  # type: ignore[assignment]
         model = model.to(ctx.device)
+        correction = p.correction.build() if p.correction is not None else None
+        if correction is not None:
+            data = correction.prepare(ctx.derive("correction"), data)
         x_tr, y_tr = data.x_train.to(ctx.device), data.y_train.to(ctx.device)
         x_te, y_te = data.x_test.to(ctx.device), data.y_test.to(ctx.device)
         n = len(x_tr)
@@ -144,15 +152,23 @@ class TrainClassifier(Method):
                 pending = torch.cat([pending, kept.to(torch.long)])
                 while len(pending) >= p.batch_size and not done():
                     batch, pending = pending[:p.batch_size], pending[p.batch_size:]
-                    loss = self._step(model, optimizer, observers, x_tr, y_tr, batch, counts, p)
+                    loss = self._step(model, optimizer, observers, x_tr, y_tr, batch, counts, p,
+                                      correction)
                     backprop_counts[batch] += 1
                     tick(1 if max_steps else len(batch))
                     if p.eval_every and counts["steps"] % p.eval_every == 0:
                         record()
                     last_loss = loss
         record()
-        logits, acc, test_loss = evaluate(model, x_te, y_te)
-        train_logits, train_acc, train_loss = evaluate(model, x_tr, y_tr)
+        if correction is not None:
+            correction.finish(ctx.derive("correction-finish"), model, data)
+            logits = correction.predict(model, x_te, "test")
+            train_logits = correction.predict(model, x_tr, "train")
+            train_acc = (train_logits.argmax(1) == y_tr).float().mean().item()
+            train_loss = F.cross_entropy(train_logits, y_tr).item()
+        else:
+            logits, _, _ = evaluate(model, x_te, y_te)
+            train_logits, train_acc, train_loss = evaluate(model, x_tr, y_tr)
         names = [o.name for o in observers]
         observer_out = {(n if names.count(n) == 1 else f"{n}#{i}"): o.on_end()
                         for i, (n, o) in enumerate(zip(names, observers, strict=True))}
@@ -161,6 +177,7 @@ class TrainClassifier(Method):
             "train_logits": train_logits, "train_targets": y_tr,
             "history": history, "counts": dict(counts), "backprop_counts": backprop_counts,
             "selection": policy.stats(), "observers": observer_out,
+            "correction": correction, "data": data,
             "scalars": {"train_accuracy": train_acc, "train_loss": train_loss,
                         "final_batch_loss": last_loss,
                         "steps": counts["steps"],
@@ -171,12 +188,15 @@ class TrainClassifier(Method):
     @staticmethod
     def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, observers: list[Any],
               x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor, counts: dict[str, int],
-              p: TrainClassifierParams) -> float:
+              p: TrainClassifierParams, correction: Any = None) -> float:
         before = snapshot(model) if observers else {}
 
         def closure() -> torch.Tensor:
             optimizer.zero_grad()
-            loss = per_example_ce(model(x[batch]), y[batch]).mean()
+            if correction is not None:
+                loss = correction.train_loss(model, x[batch], y[batch], batch)
+            else:
+                loss = per_example_ce(model(x[batch]), y[batch]).mean()
             loss.backward()
             return loss
 

@@ -1,7 +1,8 @@
 """Metrics and plots on the outputs of the ``lca/allocation`` observer.
 
 ``lca/summary`` turns the observer's record into numbers (conservation residuals, the
-first-order comparison, fraction of parameters helping, per-layer totals); ``lca/plots``
+first-order comparison, fraction of parameters helping, per-layer totals, the
+synchronization of the layers' peaks of ``findings.py``); ``lca/plots``
 draws the pictures of the paper's kind into the cell's artifacts. Both read
 ``outputs["observers"]["lca/allocation"]`` of any training method that ran the observer.
 """
@@ -15,6 +16,8 @@ import numpy as np
 from pydantic import Field
 
 from harness import CellResult, HarnessError, Metric, Params, RunContext
+
+from .findings import plot_peaks, synchronization
 
 TINY = 1e-300
 
@@ -44,8 +47,10 @@ def lca_record(result: CellResult, p: ObserverParams) -> dict[str, Any]:
     return rec
 
 
-def summarize(rec: dict[str, Any], layers: bool = True) -> dict[str, float]:
-    """Every number the summary metric reports, from one observer record."""
+def summarize(rec: dict[str, Any], layers: bool = True,
+              rng: np.random.Generator | None = None) -> dict[str, float]:
+    """Every number the summary metric reports, from one observer record (the
+    synchronization numbers only with ``rng``, which draws their shuffled baseline)."""
     settings = rec["settings"]
     dl = rec["loss_after"] - rec["loss_before"]
     loss_change = float(dl.sum())
@@ -74,6 +79,8 @@ def summarize(rec: dict[str, Any], layers: bool = True) -> dict[str, float]:
         "lca_splits_mean": float(np.mean(rec["splits"])),
         "lca_splits_max": float(np.max(rec["splits"])),
         "lca_helped_fraction": float(np.mean(rec["helped"])),
+        "lca_helped_fraction_nonzero": float(np.mean(
+            rec["helped"] / np.maximum(1.0 - rec["zero"], TINY))),
         "lca_zero_fraction": float(np.mean(rec["zero"])),
         "lca_params_helped_total": float((rec["param_totals"] < 0).mean()),
         "lca_layers": float(len(totals)),
@@ -82,6 +89,8 @@ def summarize(rec: dict[str, Any], layers: bool = True) -> dict[str, float]:
         "lca_gradient_evaluations": float(rec["evaluations"]),
         "lca_restarts": float(rec["restarts"]),
     }
+    if rng is not None:
+        out.update(synchronization(rec["layers"], rng))
     if layers:
         out.update({f"lca_layer/{name}": float(v)
                     for name, v in zip(rec["names"], totals, strict=True)})
@@ -97,7 +106,8 @@ class LCASummary(Metric):
         layers: bool = Field(True, description="report lca_layer/<parameter name> totals")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
-        out = summarize(lca_record(result, self.params), self.params.layers)
+        out = summarize(lca_record(result, self.params), self.params.layers,
+                        ctx.derive("lca/peak-shuffle").rng)
         return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
@@ -118,6 +128,7 @@ class LCAPlots(Metric):
             f"lca_layers{tag}.png": plot_layers(plt, rec),
             f"lca_param_totals{tag}.png": plot_param_totals(plt, rec),
             f"lca_conservation{tag}.png": plot_conservation(plt, rec),
+            f"lca_peaks{tag}.png": plot_peaks(plt, rec),
         }
         for name, fig in figures.items():
             fig.savefig(ctx.artifact(name), dpi=110)

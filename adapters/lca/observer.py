@@ -106,10 +106,29 @@ class Ledger:
         return out
 
 
+def shuffle_layers_in_time(rec: dict[str, Any], rng: np.random.Generator) -> None:
+    """The ``layer_time: shuffled`` ablation: every column (parameter tensor) of the
+    per-iteration per-layer arrays gets its own random permutation of the iterations."""
+    steps, n_layers = rec["layers"].shape
+    for j in range(n_layers):
+        perm = rng.permutation(steps)
+        for key in ("layers", "layers_first_order", "layer_helped"):
+            rec[key][:, j] = rec[key][perm, j]
+
+
 class LCAParams(Params):
-    integration: Literal["simpson", "first_order"] = Field(
+    integration: Literal["simpson", "first_order", "uniform"] = Field(
         "simpson", description="simpson: adaptive Simpson along the step (official); "
-        "first_order: the gradient at the step's start only")
+        "first_order: the gradient at the step's start only; uniform: ABLATION, a blind "
+        "allocation that splits each step's loss change equally among the parameters "
+        "(conserves the loss by construction, says nothing about who helped)")
+    allocation_sign: Literal["natural", "flipped"] = Field(
+        "natural", description="ABLATION: flipped negates every allocation (Simpson and "
+        "first order), the plausible sign bug; the Simpson refinement is unchanged")
+    layer_time: Literal["aligned", "shuffled"] = Field(
+        "aligned", description="ABLATION: shuffled permutes each parameter tensor's "
+        "per-iteration record in time, independently (a bookkeeping bug that misaligns "
+        "layers; totals and conservation are untouched)")
     splits: int = Field(2, description="initial pieces of each step (power of two, >= 2)")
     max_splits: int = Field(32, description="stop doubling the pieces here")
     tolerance: float = Field(1e-3, gt=0, description="per-step |dL - sum LCA| target")
@@ -134,7 +153,7 @@ class LossChangeAllocation(TrainingObserver):
     full training-set loss change; observes any training method that calls observers."""
 
     name = "lca/allocation"
-    version = "1"
+    version = "2"
     Params = LCAParams
 
     def on_start(self, ctx: RunContext, run: TrainingRun) -> None:
@@ -190,14 +209,19 @@ class LossChangeAllocation(TrainingObserver):
         p1 = point(self._evaluate, theta1)
         seg = integrate_step(self._evaluate, theta0, theta1, p0, p1, splits=p.splits,
                              max_splits=p.max_splits, tolerance=p.tolerance,
-                             first_order=p.integration == "first_order")
+                             first_order=p.integration != "simpson")
         delta = theta1 - theta0
+        sign = -1.0 if p.allocation_sign == "flipped" else 1.0
         for o, ledger in enumerate(self.ledgers):
-            lca = seg.mean_grads[o] * delta
-            lca_fo = p0.grads[o] * delta
             dl = p1.losses[o] - p0.losses[o]
+            if p.integration == "uniform":
+                lca = torch.full_like(delta, dl / delta.numel())
+            else:
+                lca = seg.mean_grads[o] * delta
+            lca, lca_fo = sign * lca, sign * (p0.grads[o] * delta)
+            res = dl - float(lca.sum().item())
             res_fo = dl - float(lca_fo.sum().item())
-            ledger.add(lca, lca_fo, p0.losses[o], p1.losses[o], seg.residuals[o], res_fo)
+            ledger.add(lca, lca_fo, p0.losses[o], p1.losses[o], res, res_fo)
         self.splits.append(seg.splits)
         self.steps.append(info.step)
         self.prev = (theta1, p1)
@@ -205,9 +229,14 @@ class LossChangeAllocation(TrainingObserver):
 
     def on_end(self) -> dict[str, Any]:
         p: LCAParams = self.params  # type: ignore[assignment]
-        out: dict[str, Any] = self.ledgers[0].export()
-        for name, ledger in zip(self.set_names[1:], self.ledgers[1:], strict=True):
-            out[name] = ledger.export()
+        exports = [ledger.export() for ledger in self.ledgers]
+        if p.layer_time == "shuffled":
+            rng = self.ctx.derive("layer-time-shuffle").rng
+            for rec in exports:
+                shuffle_layers_in_time(rec, rng)
+        out: dict[str, Any] = exports[0]
+        for name, rec in zip(self.set_names[1:], exports[1:], strict=True):
+            out[name] = rec
         out.update({
             "names": list(self.layout.names), "sizes": list(self.layout.sizes),
             "splits": np.asarray(self.splits, dtype=np.int64),

@@ -1,17 +1,20 @@
 """Supermasks in Superposition (Wortsman et al., arXiv 2006.14769): task sequences from the
-digits, masked models, the SupSup training/inference method, a fine-tuning baseline and the
-continual-learning metrics. See docs/supsup.md."""
+digits, masked models, the SupSup training/inference method and its NNs variant (no task
+identity in training), the fine-tuning and upper-bound baselines and the continual-learning
+metrics. See docs/supsup.md."""
 
 from __future__ import annotations
 
 from harness import Adapter, hookimpl
 
+from .baselines import METHODS as BASELINES
 from .data import DATASETS
 from .metrics import METRICS
 from .models import MODELS
+from .nns import METHODS as NNS
 from .train import METHODS
 
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return [*DATASETS, *MODELS, *METHODS, *METRICS]
+    return [*DATASETS, *MODELS, *METHODS, *BASELINES, *NNS, *METRICS]

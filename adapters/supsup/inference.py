@@ -12,7 +12,8 @@ identity with one gradient step over mask weights. Follows the official ``adapto
 - binary (``se_binary_minimization``): keep the tasks whose gradient is at most the
   median (``kth_elt`` with ``log_base`` 2: ``torch.median``, the lower median) of the
   still-valid ones, spread the alphas uniformly over them, recompute, until one is left;
-  at most ``log2(T) + 1`` rounds;
+  at most ``log2(T) + 1`` rounds, ``T`` the run's number of tasks (official
+  ``args.num_tasks``), a round running while its number is <= that bound;
 - objectives: the entropy of the softmax (``H``, averaged over the examples) and the
   official ``G``: log-sum-exp over *all* outputs with the real classes' logits detached, so
   only the superfluous outputs carry gradient (averaged over the examples). With no
@@ -129,14 +130,18 @@ def kth_elt(x: torch.Tensor, base: int) -> torch.Tensor:
 
 
 def binary(model: nn.Module, x: torch.Tensor, learned: int, objective: Objective, real: int,
-           pick: Pick = "argmin", log_base: int = 2) -> int:
-    """The official binary algorithm: halve the candidate set by the gradient's median."""
+           pick: Pick = "argmin", log_base: int = 2, total_tasks: int | None = None) -> int:
+    """The official binary algorithm: halve the candidate set by the gradient's median.
+
+    Round limit as the official loop: a round runs while its number is at most
+    ``log2(total_tasks) + 1``, ``total_tasks`` being the run's number of tasks
+    (``args.num_tasks``), not the tasks learned so far (default: ``learned``)."""
     good = torch.ones(learned, dtype=torch.bool)
     alphas = torch.full((learned,), 1.0 / learned)
-    max_rounds = math.log2(learned) + 1
+    max_rounds = math.log2(total_tasks or learned) + 1
     rounds = 0
     grad = torch.zeros(learned)
-    while good.sum() > 1 and rounds < max_rounds:
+    while good.sum() > 1 and rounds + 1 <= max_rounds:
         rounds += 1
         grad = alpha_gradient(model, x, alphas, objective, real)
         if pick == "argmax":
@@ -154,19 +159,21 @@ ALGORITHMS = {"oneshot": oneshot, "binary": binary}
 
 
 def infer(model: nn.Module, x: torch.Tensor, learned: int, algorithm: str, objective: str,
-          real: int, pick: Pick = "argmin", log_base: int = 2) -> int:
+          real: int, pick: Pick = "argmin", log_base: int = 2,
+          total_tasks: int | None = None) -> int:
     obj = OBJECTIVES[objective]
     if learned == 1:
         return 0
     if algorithm == "binary":
-        return binary(model, x, learned, obj, real, pick, log_base)
+        return binary(model, x, learned, obj, real, pick, log_base, total_tasks)
     return oneshot(model, x, learned, obj, real, pick)
 
 
 def evaluate_gn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: int, learned: int,
                 *, algorithm: str, objective: str, real: int, batch: int, examples: int | None,
                 pick: Pick, unshared_labels: bool, generator: torch.Generator,
-                log_base: int = 2, max_batches: int | None = None) -> dict[str, float | int]:
+                log_base: int = 2, max_batches: int | None = None,
+                total_tasks: int | None = None) -> dict[str, float | int]:
     """Infer the task of each shuffled test batch of ``task``, then classify with it.
 
     Returns the fraction of batches whose task was right, the GN accuracy (correct
@@ -181,8 +188,8 @@ def evaluate_gn(model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: int, l
     if algorithm == "oneshot" and learned > 1:
         guesses = oneshot_batched(model, views, learned, OBJECTIVES[objective], real, pick)
     else:
-        guesses = [infer(model, v, learned, algorithm, objective, real, pick, log_base)
-                   for v in views]
+        guesses = [infer(model, v, learned, algorithm, objective, real, pick, log_base,
+                         total_tasks) for v in views]
     right_task = correct = seen = 0
     for idx, guess in zip(batches, guesses, strict=True):
         xb, yb = x[idx], y[idx]

@@ -132,11 +132,15 @@ class MaskedLayer(nn.Module):
         self.alphas: torch.Tensor | None = None
         self.stacked: torch.Tensor | None = None
         self.superposed: torch.Tensor | None = None  # a fixed superposed mask (batched GN)
+        self.shared = False  # ABLATION (share_scores): every task reads scores[0]
+
+    def score_index(self, task: int) -> int:
+        return 0 if self.shared else task
 
     def mask(self, task: int) -> torch.Tensor:
         """Task ``task``'s binary mask (no gradient)."""
         with torch.no_grad():
-            return get_subnet(self.scores[task], self.rule, self.keep)
+            return get_subnet(self.scores[self.score_index(task)], self.rule, self.keep)
 
     def cache_masks(self, num_tasks: int) -> None:
         """Stack the masks of tasks ``0..num_tasks-1`` as rows (for superposition and fast
@@ -150,7 +154,7 @@ class MaskedLayer(nn.Module):
         if self.task >= 0:
             if self.stacked is not None and self.task < self.stacked.shape[0]:
                 return self.stacked[self.task].view_as(self.weight)  # evaluation: cached
-            return get_subnet(self.scores[self.task], self.rule, self.keep)
+            return get_subnet(self.scores[self.score_index(self.task)], self.rule, self.keep)
         if self.superposed is not None:
             return self.superposed
         if self.alphas is None or self.stacked is None:
@@ -220,7 +224,19 @@ def clear_masks(model: nn.Module) -> None:
 
 def task_scores(model: nn.Module, task: int) -> list[nn.Parameter]:
     """The score tensors of one task, one per masked layer: what that task trains."""
-    return [layer.scores[task] for layer in masked_layers(model)]
+    return [layer.scores[layer.score_index(task)] for layer in masked_layers(model)]
+
+
+def share_scores(model: nn.Module) -> None:
+    """ABLATION: every task reads and trains the first task's score tensor (one mask for
+    all tasks, so later tasks overwrite earlier ones: what SupSup's per-task masks avoid)."""
+    for layer in masked_layers(model):
+        layer.shared = True
+
+
+def fixed_weights(model: nn.Module) -> list[torch.Tensor]:
+    """The masked layers' weights (fixed in SupSup; trained only by the ablation)."""
+    return [layer.weight for layer in masked_layers(model)]
 
 
 def is_masked(model: object) -> bool:

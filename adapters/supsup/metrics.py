@@ -42,6 +42,9 @@ class Continual(Metric):
             "task0_bitwise_unchanged": float(c["task0_bitwise_unchanged"]),
             "params_unchanged": float(c["params_unchanged"]),
         }
+        if "masks_allocated" in c:  # supsup/nns
+            out["masks_allocated"] = float(c["masks_allocated"])
+            out["masks_allocated_minus_tasks"] = float(c["masks_allocated"] - T)
         per_task = cast(Continual.Params, self.params).per_task
         for i in range(min(T, per_task)):
             out[f"acc_task_{i}"] = final[i]

@@ -39,7 +39,16 @@ from harness import Component, HarnessError, Method, Params, RunContext, compone
 
 from .data import TaskSequence
 from .inference import evaluate_gn
-from .masks import cache_masks, clear_masks, is_masked, set_num_tasks_learned, set_task, task_scores
+from .masks import (
+    cache_masks,
+    clear_masks,
+    fixed_weights,
+    is_masked,
+    set_num_tasks_learned,
+    set_task,
+    share_scores,
+    task_scores,
+)
 from .plots import plot_curve, plot_per_task
 
 
@@ -113,10 +122,12 @@ class _Sequential(Method):
         return float(loss.detach())
 
     def _sequence(self, ctx: RunContext, data: TaskSequence, model: nn.Module,
-                  select: Any, trainable: Any, after_task: Any = None) -> dict[str, Any]:
+                  select: Any, trainable: Any, after_task: Any = None,
+                  fixed: list[torch.Tensor] | None = None) -> dict[str, Any]:
         """Train all tasks; ``select(t)`` switches the model to task t, ``trainable(t)``
-        lists what task t trains, ``after_task(t)`` runs once task t is trained. Returns the
-        GG bookkeeping and the bitwise checks."""
+        lists what task t trains, ``after_task(t)`` runs once task t is trained; ``fixed``
+        is what must never change (default: the parameters that need no gradient at the
+        start). Returns the GG bookkeeping and the bitwise checks."""
         p: SequentialParams = self.params  # type: ignore[assignment]
         T = data.num_tasks
         matrix = p.acc_matrix if p.acc_matrix is not None else T <= 50
@@ -124,7 +135,8 @@ class _Sequential(Method):
         after, rows, losses = [], [], []
         task0_logits = None
         digests: dict[str, str] = {}
-        frozen = [b for b in model.parameters() if not b.requires_grad]
+        frozen = fixed if fixed is not None else [b for b in model.parameters()
+                                                  if not b.requires_grad]
         digests["frozen"] = _digest(frozen)
         t0 = time.perf_counter()
         with ctx.progress.task("tasks", T) as tick:
@@ -181,6 +193,11 @@ class SupSupTrainParams(SequentialParams):
     pick: Literal["argmin", "argmax"] = Field(
         "argmin", description="sign convention: argmin of the gradient (official); argmax "
         "is deliberately wrong, for checking that the claims can fail")
+    scores: Literal["per_task", "shared"] = Field(
+        "per_task", description="ABLATION: shared makes every task read and train the first "
+        "task's scores (one mask for all tasks; breaks the no-forgetting claims)")
+    train_weights: bool = Field(False, description="ABLATION: also train the weights with "
+                                "each task's scores (breaks the no-forgetting claims)")
     unshared_labels: bool = Field(True, description="a batch with a wrongly inferred task "
                                   "counts as all wrong (official GNu configs)")
     log_base: int = Field(2, ge=2, description="binary: keep 1/log_base of the candidates")
@@ -234,7 +251,17 @@ class SupSupTrain(_Sequential):
                 clear_masks(model)
                 ckpt_s[0] += time.perf_counter() - start
 
-        out = self._sequence(ctx, data, model, select, lambda t: task_scores(model, t), after)
+        weights = fixed_weights(model)
+        if p.scores == "shared":
+            share_scores(model)
+        if p.train_weights:
+            for w in weights:
+                w.requires_grad_(True)
+
+        def trainable(t: int) -> list[torch.Tensor]:
+            return task_scores(model, t) + (weights if p.train_weights else [])
+
+        out = self._sequence(ctx, data, model, select, trainable, after, fixed=weights)
         t0 = time.perf_counter()
         inference = {}
         for mode in modes:
@@ -271,7 +298,8 @@ class SupSupTrain(_Sequential):
                             algorithm=algorithm, objective=objective, real=real,
                             batch=p.infer_batch, examples=p.objective_examples, pick=p.pick,
                             unshared_labels=p.unshared_labels, generator=gen,
-                            log_base=p.log_base, max_batches=max_batches)
+                            log_base=p.log_base, max_batches=max_batches,
+                            total_tasks=len(tasks))
             per_task.append(r["task_accuracy"])
             per_gn.append(r["gn_accuracy"])
             right += int(r["right_batches"])
