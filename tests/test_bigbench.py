@@ -203,3 +203,46 @@ def test_dummy_scores_give_bigbench_metrics(bigbench_dir: Path, tmp_path: Path) 
         100 * (92 / 693 - 1 / 7) / (1 - 1 / 7))
     assert json.loads(json.dumps(out["leaves"]))[0]["preferred_score"] == \
         "multiple_choice_grade"
+
+
+def test_shot_ablations_keep_the_draws() -> None:
+    """``pool`` (shots from another task) and ``leak_query`` change which examples are
+    shown, never the random draws: the queries' order is the same as the clean run's."""
+    raw = [{"input": f"q{i}", "target": f"a{i}"} for i in range(10)]
+    samples = [format_example(copy.deepcopy(x), "\nQ: ", "\nA: ", "", 42) for x in raw]
+    other = [format_example({"input": f"z{i}", "target": f"y{i}"}, "\nU: ", "\nI: ", "", 42)
+             for i in range(6)]
+    clean = nshot_samples(samples, 2, 42, "\n", 10)
+    foreign = nshot_samples(samples, 2, 42, "\n", 10, pool=other)
+    leaked = nshot_samples(samples, 2, 42, "\n", 10, leak_query=True)
+    assert [s["query_index"] for s in clean] == [s["query_index"] for s in foreign] == \
+        [s["query_index"] for s in leaked]
+    assert sorted(s["query_index"] for s in clean) == list(range(10))
+    for c, f, k in zip(clean, foreign, leaked, strict=True):
+        i = c["query_index"]
+        query = f"\nQ: q{i}\nA: "
+        assert c["input"].endswith(query) and f["input"].endswith(query)
+        assert f["input"].count("\nU: z") == 2 and "\nQ: " not in f["input"][:-len(query)]
+        # the shot right before the query is the query itself, answered
+        assert k["input"].endswith(f"\nQ: q{i}\nA: a{i}\n" + query)
+
+
+@pytest.mark.realdata
+def test_baseline_shots_and_foreign_shots_through_evaluate(bigbench_dir: Path,
+                                                           tmp_path: Path) -> None:
+    task = load_task(bigbench_dir / "tasks" / "simple_arithmetic_json_multiple_choice")
+    task.origin = str(bigbench_dir / "tasks" / "simple_arithmetic_json_multiple_choice")
+    ctx = RunContext(seed=0, work_dir=tmp_path)
+    zero = Evaluate(Evaluate.Params(shots=0)).run(ctx, task, DummyLM())["examples"]
+    two = Evaluate(Evaluate.Params(shots=2, baseline_shots=0)).run(
+        ctx, task, DummyLM())["examples"]
+    by_example = {r["example"]: r["correct"] for r in zero}
+    assert sorted(by_example) == sorted(r["example"] for r in two)
+    assert all(r["baseline_correct"] == by_example[r["example"]] for r in two)
+    foreign = Evaluate(Evaluate.Params(shots=2, shots_from="intent_recognition")).run(
+        ctx, task, DummyLM())["examples"]
+    assert [r["example"] for r in foreign] == [r["example"] for r in two]
+    assert all(r["prompt"].count("\nIntent: ") == 2 for r in foreign)
+    with pytest.raises(HarnessError, match="itself"):
+        Evaluate(Evaluate.Params(shots=2, shots_from="simple_arithmetic_json_multiple_choice")
+                 ).run(ctx, task, DummyLM())

@@ -179,3 +179,43 @@ def test_bootstrap_interval() -> None:
     # subtasks: mean of the subtask means, resampled within each subtask
     two = {"a": np.ones(10), "b": np.zeros(30)}
     assert bootstrap_interval(two, np.random.default_rng(0), 200, 0.9) == (0.5, 0.5, 0.5)
+
+
+# -- paired shot gain and human raters ------------------------------------------------------
+def test_shot_gain_is_paired_per_example() -> None:
+    from harness_adapters.bigbench.metrics import ShotGain
+
+    from harness import CellResult, RunContext
+    # 0-shot right on 10 of 40, 3 shots right on those 10 and 10 more: gain 0.25 with no
+    # example getting worse, so the paired interval stays above 0
+    rows = [{"task": "t", "correct": float(i < 20), "baseline_correct": float(i < 10)}
+            for i in range(40)]
+    out = ShotGain().compute(RunContext(seed=0),
+                             CellResult(None, None, {"examples": rows, "leaves": []}))
+    assert out["shot_gain"] == pytest.approx(0.25)
+    assert out["baseline_multiple_choice_grade"] == pytest.approx(0.25)
+    assert 0 < out["shot_gain_ci_low"] < 0.25 < out["shot_gain_ci_high"]
+    same = [dict(r, correct=r["baseline_correct"]) for r in rows]  # no gain at all
+    out = ShotGain().compute(RunContext(seed=0),
+                             CellResult(None, None, {"examples": same, "leaves": []}))
+    assert out["shot_gain"] == out["shot_gain_ci_low"] == out["shot_gain_ci_high"] == 0
+    # no baseline recorded (0-shot cells, generative tasks): nothing to report
+    assert ShotGain().compute(RunContext(seed=0), CellResult(None, None, {
+        "examples": [{"task": "t", "correct": 1.0}], "leaves": []})) == {}
+
+
+def test_human_scores_on_the_model_scale() -> None:
+    from harness_adapters.bigbench.metrics import human_scores
+    human = {"average": {"multiple_choice_grade": 83.8, "normalized_aggregate_score": 81.6,
+                         "bleu": 40.0, "calibration_multiple_choice_brier_score": 0.05},
+             "expert": {"multiple_choice_grade": 100.0}}
+    out = human_scores(human, {"multiple_choice_grade": 0.5, "normalized_aggregate_score": 40,
+                               "calibration_multiple_choice_brier_score": 0.1},
+                       "multiple_choice_grade")
+    assert out == pytest.approx({"human_average_multiple_choice_grade": 0.838,
+                                 "human_average_gap": 0.338,
+                                 "human_expert_multiple_choice_grade": 1.0,
+                                 "human_expert_gap": 0.5})
+    assert human_scores({}, {"bleu": 3.0}, "bleu") == {}
+    assert human_scores(human, {"bleu": 3.0}, "bleu") == {"human_average_bleu": 40.0,
+                                                           "human_average_gap": 37.0}

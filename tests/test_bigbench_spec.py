@@ -1,4 +1,4 @@
-"""specs/bigbench.yaml through the real CLI: the claim holds, and fails when the choices
+"""specs/bigbench.yaml through the real CLI: the claims hold, and fail when the choices
 are scored without their context; the report sets the model beside human raters."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ def env_for(bigbench_dir: Path) -> dict[str, str]:
     return {"HARNESS_BIGBENCH_TASKS": str(bigbench_dir / "tasks")}
 
 
-def claim_rows(out: Path) -> list[dict]:
-    return [row for claim in load_summary(out)["claims"] for row in claim["groups"]]
+def claims_by_text(out: Path) -> dict[str, dict]:
+    return {claim["text"].split(":")[0]: claim for claim in load_summary(out)["claims"]}
 
 
 @pytest.mark.slow
 @pytest.mark.realdata
-def test_intent_claim_holds_and_fails_without_context(bigbench_dir: Path, tmp_path: Path
-                                                      ) -> None:
+def test_intent_claims_hold_and_fail_without_context(bigbench_dir: Path, tmp_path: Path
+                                                     ) -> None:
     # a 120-example BIG-bench subset (max_examples) of intent_recognition at 3 shots
     common = ["--set", ONLY_INTENT_3SHOT, "--set",
               "datasets.intent_recognition.max_examples=120"]
@@ -31,21 +31,26 @@ def test_intent_claim_holds_and_fails_without_context(bigbench_dir: Path, tmp_pa
     res = run_harness("run", str(SPECS / "bigbench.yaml"), "--out", str(out), *common,
                       env=env_for(bigbench_dir))
     assert res.returncode == 0, res
-    rows = claim_rows(out)
-    assert len(rows) == 2 and all(r["passed"] for r in rows)
-    ci_low = rows[0]["value"]
-    cell = load_summary(out)["cells"][0]
-    assert cell["metrics"]["multiple_choice_grade"] > 0.3
-    assert 0.176 < ci_low < cell["metrics"]["multiple_choice_grade"]
+    claims = claims_by_text(out)
+    assert len(claims) == 3 and all(c["passed"] for c in claims.values()), claims
+    metrics = load_summary(out)["cells"][0]["metrics"]
+    assert metrics["multiple_choice_grade"] > 0.3
+    assert 0.176 < metrics["multiple_choice_grade_ci_low"] < metrics["multiple_choice_grade"]
+    assert metrics["shot_gain_ci_low"] > 0.05  # 3 shots beat 0 shots on the same queries
+    assert metrics["baseline_multiple_choice_grade"] < 0.25
+    assert metrics["human_average_multiple_choice_grade"] == pytest.approx(0.838, abs=1e-3)
 
     broken = tmp_path / "ablated"
     res = run_harness("run", str(SPECS / "bigbench.yaml"), "--out", str(broken), *common,
                       "--set", "methods.three_shot.ablate_context=true",
                       env=env_for(bigbench_dir))
     assert res.returncode == 1, res
-    rows = claim_rows(broken)
-    assert not any(r["passed"] for r in rows)
-    assert rows[0]["value"] < 0.176
+    claims = claims_by_text(broken)
+    metrics = load_summary(broken)["cells"][0]["metrics"]
+    assert not claims["intent_recognition, 3 shots"]["passed"]
+    assert not claims["intent_recognition"]["passed"]
+    assert metrics["multiple_choice_grade_ci_low"] < 0.176
+    assert metrics["shot_gain"] == 0.0  # without context, shots cannot change a score
     assert "FAIL" in res.output
 
 
@@ -88,3 +93,19 @@ metrics: [bigbench/metrics, bigbench/bootstrap]
 
     res = run_harness("verify", str(out))
     assert res.returncode == 0, res
+
+
+def test_spec_names_a_control_for_every_claim() -> None:
+    from harness.controls import unnamed_claims
+    from harness.registry import get_registry
+    from harness.spec import load_spec
+    spec = load_spec(SPECS / "bigbench.yaml", get_registry())
+    assert set(spec.claim_ids) == {"intent-above-majority", "intent-shots-help",
+                                   "below-human-average"}
+    assert unnamed_claims(spec) == []
+    three = {name: ctl.points[0].methods["three_shot"].params
+             for name, ctl in spec.controls.items()}
+    assert three["no-context"].ablate_context
+    assert three["foreign-shots"].shots_from == "emoji_movie"
+    assert three["leaked-answer"].leak_query
+    assert spec.points[0].methods["three_shot"].params.baseline_shots == 0

@@ -142,14 +142,14 @@ def test_selective_backprop_primes_one_epoch_then_ranks_the_batch_with_history()
     n = 64
     losses = FakeLosses(torch.arange(n, dtype=torch.float32))
     pol = policy(SelectiveBackprop, n, beta=1.0)
-    for start in (0, 32):  # one epoch of candidates: all kept, no forward pass
-        cand = torch.arange(start, start + 32)
+    for start in (0, 32):  # one epoch of candidates: all kept, no history kept, but the
+        cand = torch.arange(start, start + 32)  # forward pass runs (the authors' trainer)
         assert torch.equal(pol.select(cand, losses), cand)
-    assert losses.calls == 0
+    assert losses.calls == 64 and pol.hist.count == 0
     # first selective batch: history = this batch; percentile = rank / 32, so the lowest
     # loss is never kept and the keep rate is about (0 + ... + 31) / 32 / 32
     kept = [pol.select(torch.arange(32), losses) for _ in range(1)]
-    assert losses.calls == 32
+    assert losses.calls == 96
     assert 0 not in kept[0].tolist()
     assert pol.hist.count == 32
 
@@ -177,7 +177,7 @@ def test_random_calculator_keeps_a_third_whatever_the_loss() -> None:
     counts = torch.zeros(n)
     for i in range(0, n, 32):
         counts[pol.select(torch.arange(i, min(n, i + 32)), losses)] += 1
-    assert losses.calls == 0
+    assert losses.calls == n  # the selection forward pass runs (and counts) all the same
     assert 0.30 < counts.mean().item() < 0.36
     top, bottom = losses.losses > 0.9, losses.losses < 0.1
     assert abs(counts[top].mean() - counts[bottom].mean()) < 0.08
@@ -278,22 +278,35 @@ def test_selective_backprop_through_train_classifier_on_label_noise() -> None:
     assert u_out["counts"]["backward_examples"] == s_out["counts"]["backward_examples"] == 8000
     assert u_out["counts"]["forward_examples"] == 8000
     assert s_out["counts"]["forward_examples"] > 2.5 * 8000  # ~3 candidates per backprop
+    assert s_out["counts"]["forward_examples"] == s_out["counts"]["candidates"] + 8000
     assert abs(u["noisy_share"] - 0.5) < 0.02
     assert s["noisy_share"] > 0.6 and s["noisy_share_phase4"] > s["noisy_share_phase1"]
 
 
+def test_loss_blind_control_counts_its_selection_forward_passes() -> None:
+    """``calculator: random`` ignores the losses but, as the authors' trainer, still runs
+    the selection forward pass: its forward count is candidates + backprops, like SB's."""
+    data = load(digits(), seed=3)
+    counts = {}
+    for calc in ("relative", "random"):
+        p = TrainClassifier.Params(batch_size=32, backward_budget=4000, eval_every=0)
+        p.selection = resolved(SelectiveBackprop, calculator=calc)
+        p.optimizer = by_name("torch/sgd", "optimizer")
+        ctx = RunContext(seed=5)
+        model = MLP(MLP.Params(hidden=[16])).build(ctx, data)
+        counts[calc] = TrainClassifier(p).run(ctx, data, model)["counts"]
+    for c in counts.values():
+        assert c["backward_examples"] == 4000
+        assert c["forward_examples"] == c["candidates"] + 4000
+    assert counts["random"]["forward_examples"] > 2 * 4000
+
+
 # -- the spec's claims --------------------------------------------------------------------
 def _run_in_process(tmp_path: Path, break_policy: bool) -> dict[str, Any]:
-    only = ("cells.only=[{dataset: [digits-label30, digits-label50], "
-            "selection: selection/selective-backprop, backward_budget: 32000, "
-            "optimizer: torch/sgd}]")
-    spec = load_spec(SPEC, get_registry(), overrides=[only], seeds=[0])
+    overrides = ["cells.only=[{dataset: [digits-label30, digits-label50], method: sb}]"]
     if break_policy:  # a loss-blind policy, still labelled selective backprop
-        for point in spec.points:
-            for method in point.methods.values():
-                sel = method.params.selection
-                if sel.use == "selection/selective-backprop":
-                    sel.params.calculator = "random"
+        overrides.append("methods.sb.selection.calculator=random")
+    spec = load_spec(SPEC, get_registry(), overrides=overrides, seeds=[0])
     report = run_spec(spec, tmp_path / "out", executor=InProcessExecutor(),
                       cache_dir=tmp_path / "cache")
     return {c["text"]: c for c in report.summary["claims"]}
@@ -312,8 +325,7 @@ def test_random_policy_labelled_loss_based_fails_the_noisy_share_claims(tmp_path
 @pytest.mark.slow
 def test_spec_claims_through_the_cli_at_reduced_size(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    only = ("cells.only=[{dataset: [digits, digits-label30, digits-label50], "
-            "backward_budget: 32000, optimizer: torch/sgd}]")
+    only = "cells.only=[{dataset: [digits, digits-label30, digits-label50]}]"
     res = run_harness("run", str(SPEC), "--out", str(out), "--seeds", "0,1,2,3",
                       "--set", only, timeout=900)
     assert res.returncode == 0, res  # every claim holds on the digits cells alone
@@ -345,9 +357,26 @@ def test_policies_work_with_any_classifier_through_the_generic_training() -> Non
         out = TrainClassifier(p).run(ctx, data, model)
         counts = out["counts"]
         assert counts["steps"] == 100 and counts["backward_examples"] == 1600
-        # one forward per candidate after the priming epoch, one per backprop
-        primed = out["selection"]["primed"]
-        assert counts["forward_examples"] == counts["candidates"] - primed + 1600
+        # one selection forward per candidate (priming included), one per backprop
+        assert out["selection"]["primed"] > 0
+        assert counts["forward_examples"] == counts["candidates"] + 1600
         assert int(out["backprop_counts"].sum()) == 1600
         if name == "selection/top-loss":
             assert abs(out["selection"]["keep_rate_after_priming"] - 1 / 3) < 0.01
+
+
+def test_specs_name_a_control_for_every_claim() -> None:
+    from harness.controls import unnamed_claims
+    spec = load_spec(SPEC, get_registry())
+    assert set(spec.claim_ids) == {"noisy-share-30", "noisy-share-50", "label-noise-gap",
+                                   "corrupted-inputs-gap", "clean-no-harm",
+                                   "clean-fewer-backprops"}
+    assert unnamed_claims(spec) == []
+    # the controls change SB only: its calculator, nothing else
+    for name, calc in (("loss-blind", "random"), ("inverted-priority", "inverted")):
+        ctl = spec.controls[name]
+        methods = ctl.points[0].methods
+        assert methods["sb"].params.selection.params.calculator == calc
+        assert methods["uniform"].params.selection.use == "selection/uniform"
+    budget = load_spec(SPECS / "loss-prioritization-budget.yaml", get_registry())
+    assert len(budget.points) == 16 and budget.claim_ids == []

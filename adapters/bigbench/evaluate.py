@@ -22,8 +22,16 @@ without a stop string, decoding stops at the first newline after the regex's fir
 (deviation: BIG-bench always decodes ``max_length`` tokens). Decoding is greedy unless
 ``decoding: sample`` (BIG-bench's Hugging Face model samples with top-k 40, temperature 1).
 
+``baseline_shots: k`` also scores the choices at ``k`` shots (same draws as a separate
+``shots: k`` run) and stores each example's grade there as ``baseline_correct``, so
+``bigbench/shot_gain`` can compare the two shot counts on the same examples.
+
+Ablations (each breaks the method on purpose, for the spec's controls):
 ``ablate_context: true`` scores every choice with an empty context (the model sees only
-the choice), which breaks the method on purpose.
+the choice); ``shots_from: <task>`` draws the shots from another task's examples
+(formatted with that task's own prefixes; same random draws); ``leak_query: true``
+replaces the last shot by the query itself with its answer (a shot pool that fails to
+exclude the query, at its worst).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -41,8 +50,9 @@ from scipy.special import logsumexp
 
 from harness import HarnessError, Method, Params, RunContext
 
+from . import source
 from .scoring import chosen
-from .task import DEFAULT_REGEX, JsonTask
+from .task import DEFAULT_REGEX, JsonTask, load_task
 
 
 def postprocess(text: str, max_length: int | None, stop_string: str | None,
@@ -102,8 +112,15 @@ class Evaluate(Method):
         log_likelihood_targets: bool = Field(True, description="score the targets for the "
                                              "log_likelihood metric (BIG-bench's "
                                              "generate_probs_for_targets)")
-        ablate_context: bool = Field(False, description="score choices without their "
-                                     "context (breaks the method on purpose)")
+        baseline_shots: int | None = Field(None, ge=0, description="also score the "
+                                           "choices at this many shots, per example "
+                                           "(`baseline_correct`, for bigbench/shot_gain)")
+        ablate_context: bool = Field(False, description="ablation: score choices without "
+                                     "their context (breaks the method on purpose)")
+        shots_from: str | None = Field(None, description="ablation: draw the shots from "
+                                       "this other BIG-bench task (name or path)")
+        leak_query: bool = Field(False, description="ablation: the last shot is the query "
+                                 "itself with its answer (a leaking shot pool)")
 
     def run(self, ctx: RunContext, data: JsonTask, model: LanguageModel) -> dict[str, Any]:
         if not isinstance(data, JsonTask):
@@ -116,12 +133,13 @@ class Evaluate(Method):
         timing = {"score_s": 0.0, "generate_s": 0.0, "multiple_choice_examples": 0,
                   "generated_examples": 0}
         leaves = data.leaves()
+        pool = self._foreign_shots(ctx, data) if p.shots_from else None
         with ctx.progress.task(f"{data.name} {p.shots}-shot", total=len(leaves)) as tick:
             for leaf in leaves:
                 if len(leaf.examples) < p.shots + 1:
                     raise HarnessError(f"{leaf.name}: {len(leaf.examples)} examples are not "
                                        f"enough for {p.shots} shots", hint="lower shots")
-                examples += self._leaf(ctx, leaf, model, max_length, timing)
+                examples += self._leaf(ctx, leaf, model, max_length, timing, pool)
                 tick(1)
         if isinstance(model, DummyLM):
             ctx.artifact("transcript.md").write_text(model.transcript(), encoding="utf-8")
@@ -132,23 +150,52 @@ class Evaluate(Method):
                 "origin": data.origin, "subset": data.subset, "model": model.describe(),
                 "timing": timing}
 
+    def _foreign_shots(self, ctx: RunContext, data: JsonTask) -> list[dict[str, Any]]:
+        """The examples of the ``shots_from`` task (all its leaves), formatted by its rules."""
+        name = str(self.params.shots_from)
+        sibling = Path(data.origin).parent / name if data.origin else None
+        if sibling is not None and (sibling / "task.json").is_file():
+            folder = sibling
+        else:
+            folder = source.locate(name, tasks_dir=None, cache_dir=ctx.cache_dir,
+                                   version="1.0.0", download=True, progress=ctx.progress)
+        other = load_task(folder, seed=data.leaves()[0].seed)
+        pool = [ex for leaf in other.leaves() for ex in leaf.examples]
+        if other.name == data.name:
+            raise HarnessError(f"shots_from names the evaluated task {name!r} itself",
+                               hint="name another task")
+        return pool
+
+    def _score_choices(self, leaf: JsonTask, model: LanguageModel, samples: list[dict[str, Any]],
+                       timing: dict[str, Any]) -> None:
+        prompts = leaf.prompts(samples)
+        contexts = [""] * len(prompts) if self.params.ablate_context else prompts
+        t0 = time.perf_counter()
+        absolute = model.loglikelihood(contexts, [s["choice"] for s in samples])
+        timing["score_s"] += time.perf_counter() - t0
+        timing["multiple_choice_examples"] += len(samples)
+        for s, lp in zip(samples, absolute, strict=True):
+            norm = list(np.array(lp, dtype=np.float64) - logsumexp(lp))
+            s["absolute_log_prob"] = [float(x) for x in lp]
+            s["normalized_log_prob"] = [float(x) for x in norm]
+            s["log_prob"] = s["absolute_log_prob"] if leaf.absolute_normalization \
+                else s["normalized_log_prob"]
+
     def _leaf(self, ctx: RunContext, leaf: JsonTask, model: LanguageModel, max_length: int,
-              timing: dict[str, Any]) -> list[dict[str, Any]]:
+              timing: dict[str, Any], pool: list[dict[str, Any]] | None
+              ) -> list[dict[str, Any]]:
         p = self.params
-        samples = leaf.samples(p.shots)
+        samples = leaf.samples(p.shots, pool=pool, leak_query=p.leak_query)
         prompts = leaf.prompts(samples)
         if p.multiple_choice and leaf.multiple_choice_metrics:
-            contexts = [""] * len(prompts) if p.ablate_context else prompts
-            t0 = time.perf_counter()
-            absolute = model.loglikelihood(contexts, [s["choice"] for s in samples])
-            timing["score_s"] += time.perf_counter() - t0
-            timing["multiple_choice_examples"] += len(samples)
-            for s, lp in zip(samples, absolute, strict=True):
-                norm = list(np.array(lp, dtype=np.float64) - logsumexp(lp))
-                s["absolute_log_prob"] = [float(x) for x in lp]
-                s["normalized_log_prob"] = [float(x) for x in norm]
-                s["log_prob"] = s["absolute_log_prob"] if leaf.absolute_normalization \
-                    else s["normalized_log_prob"]
+            self._score_choices(leaf, model, samples, timing)
+            if p.baseline_shots is not None:
+                base = leaf.samples(p.baseline_shots, pool=pool,
+                                    leak_query=p.leak_query)
+                self._score_choices(leaf, model, base, timing)
+                grade = {b["query_index"]: float(b["target_scores"][chosen(b)]) for b in base}
+                for s in samples:
+                    s["baseline_correct"] = grade[s["query_index"]]
         if p.generative and leaf.generative_metrics:
             t0 = time.perf_counter()
             raw = model.generate(prompts, max_new_tokens=max_length,
@@ -188,4 +235,6 @@ class Evaluate(Method):
             row["output"] = row["prediction"]
         if "log_prob_gen" in s:
             row["log_prob_gen"] = s["log_prob_gen"]
+        if "baseline_correct" in s:
+            row["baseline_correct"] = s["baseline_correct"]
         return row

@@ -1,5 +1,7 @@
-"""Metric adapters: ``bigbench/metrics`` (BIG-bench's scores and their aggregation) and
-``bigbench/bootstrap`` (a percentile bootstrap interval of a per-example score)."""
+"""Metric adapters: ``bigbench/metrics`` (BIG-bench's scores and their aggregation, and
+BIG-bench's human-rater scores on the model's scale where the raters have one),
+``bigbench/bootstrap`` (a percentile bootstrap interval of a per-example score) and
+``bigbench/shot_gain`` (the paired gain over a baseline shot count, with its interval)."""
 
 from __future__ import annotations
 
@@ -95,12 +97,41 @@ class BigBenchMetrics(Metric):
         out["normalized_preferred_score"] = scoring.normalized(
             out["preferred_score"], agg["low_score"], agg["high_score"])
         out["low_score"], out["high_score"] = agg["low_score"], agg["high_score"]
+        out.update(human_scores(result.outputs.get("human_raters") or {}, out,
+                                agg["preferred_score"]))
         if self.params.per_subtask and len(leaf_results) > 1:
             for leaf in leaf_results:
                 short = leaf["name"].split(":", 1)[-1]
                 for k, v in leaf["scores"].items():
                     out[f"{short}/{k}"] = v
         return {k: float(v) for k, v in out.items()}
+
+
+HUMAN_PERCENT = ("multiple_choice_grade", "exact_str_match", "case_insensitive_str_match",
+                 "numeric_match_with_0_1_relative_error")
+HUMAN_NATIVE = ("bleu", "rouge1", "rouge2", "rougeLsum", "sequence_f1")
+
+
+def human_scores(human: dict[str, dict[str, float]], model: dict[str, float],
+                 preferred: str) -> dict[str, float]:
+    """BIG-bench's human-rater scores for the metrics the model has, on the model's scale
+    as ``human_<who>_<metric>``, and ``human_<who>_gap`` = rater minus model on the
+    preferred metric (positive: the model is below the raters). Raters are scored on the
+    whole task, not on a subtask subset. BIG-bench's rater file holds the grade and the
+    string matches in percent and BLEU/ROUGE on their own 0-100 scale; the calibration
+    scores there are not in percent (a Brier score of 0.046), so they are left out."""
+    out: dict[str, float] = {}
+    for who in ("average", "expert"):
+        for k, v in (human.get(who) or {}).items():
+            if k not in model:
+                continue
+            if k in HUMAN_PERCENT:
+                out[f"human_{who}_{k}"] = v / 100
+            elif k in HUMAN_NATIVE:
+                out[f"human_{who}_{k}"] = v
+        if f"human_{who}_{preferred}" in out:
+            out[f"human_{who}_gap"] = out[f"human_{who}_{preferred}"] - model[preferred]
+    return out
 
 
 def per_example(examples: list[dict[str, Any]], metric: str) -> dict[str, np.ndarray]:
@@ -168,4 +199,38 @@ class BootstrapInterval(Metric):
         return {f"{m}_ci_low": low, f"{m}_ci_high": high}
 
 
-METRICS: list[type[Metric]] = [BigBenchMetrics, BootstrapInterval]
+class ShotGain(Metric):
+    """Paired gain of the grade over ``baseline_shots`` (`shot_gain`, its bootstrap interval).
+
+    Each example's grade at the method's shots minus its grade at the baseline shots (the
+    same query, found by its position in the task file); the interval resamples examples
+    within each subtask, as ``bigbench/bootstrap`` does, so the pairing is kept.
+    """
+
+    name = "bigbench/shot_gain"
+    version = "1"
+
+    class Params(Params):
+        n_boot: int = Field(2000, ge=100, description="bootstrap resamples")
+        level: float = Field(0.95, gt=0, lt=1, description="interval coverage")
+
+    def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+        examples, _ = _need(result)
+        examples = [ex for ex in examples if "baseline_correct" in ex]
+        if not examples:  # no baseline_shots, or no multiple-choice leaf: nothing to say
+            return {}
+        gains: dict[str, list[float]] = defaultdict(list)
+        base: dict[str, list[float]] = defaultdict(list)
+        for ex in examples:
+            gains[ex["task"]].append(float(ex["correct"]) - float(ex["baseline_correct"]))
+            base[ex["task"]].append(float(ex["baseline_correct"]))
+        rng = ctx.derive("bootstrap/shot_gain").rng
+        estimate, low, high = bootstrap_interval(
+            {k: np.asarray(v) for k, v in gains.items()}, rng, self.params.n_boot,
+            self.params.level)
+        baseline = float(np.mean([np.mean(v) for v in base.values()]))
+        return {"shot_gain": estimate, "shot_gain_ci_low": low, "shot_gain_ci_high": high,
+                "baseline_multiple_choice_grade": baseline}
+
+
+METRICS: list[type[Metric]] = [BigBenchMetrics, BootstrapInterval, ShotGain]

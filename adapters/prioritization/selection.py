@@ -9,7 +9,9 @@ Algorithm (as in the authors' code, angelajiang/SelectiveBackprop, ``lib/calcula
 ``BatchedRelativeProbabilityCalculator``, ``lib/hist.py``, ``lib/selectors.py``):
 
 1. priming: for the first epoch's worth of candidates (``num_images_to_prime`` equals the
-   training-set size) every candidate is backpropagated and no loss history is kept;
+   training-set size) every candidate is backpropagated and no loss history is kept (the
+   selection forward pass still runs, as in the authors' ``MemoizedTrainer``, and is
+   counted in ``forward_examples``);
 2. afterwards, for each batch of candidates, a no-grad forward pass gives per-example
    losses; these losses are first appended to a FIFO history of the most recent 1024
    losses, then each candidate's percentile is the share of history entries *strictly*
@@ -21,13 +23,14 @@ Algorithm (as in the authors' code, angelajiang/SelectiveBackprop, ``lib/calcula
 With uniformly spread percentiles, ``E[p**beta] = 1 / (beta + 1)``: beta=2 keeps about a
 third of the candidates. ``calculator: random`` reproduces the authors' control
 (``BatchedRandomProbabilityCalculator``): the percentile is replaced by a uniform draw, so
-the keep rate is the same but the losses are ignored.
+the keep rate is the same but the losses are ignored. ``calculator: inverted`` (an
+ablation of this harness, a sign bug) ranks by ``1 - percentile``: the same keep rate,
+spent on the lowest losses. Its selection forward pass still
+runs and is counted: the authors' trainer computes every candidate batch's losses before
+the calculator is asked, whichever calculator it is.
 
 Deviations from the authors' code:
 
-- during priming we do not run the selection forward pass (the authors run it and throw
-  its result away); forward-pass counts during the first epoch are therefore lower by
-  one epoch than theirs;
 - the selection forward pass is the training loop's ``losses_of``, which runs the model in
   its training mode; the authors switch to ``eval()`` first. Identical for models without
   dropout or batch norm (the MLPs of ``specs/loss-prioritization.yaml``);
@@ -72,6 +75,9 @@ class _Primed(SelectionPolicy):
                losses_of: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         self.n_candidates += len(candidates)
         if self.prime_left > 0:
+            # the authors' trainer runs the selection forward pass on every candidate
+            # batch, priming included, and the primed selector ignores its result
+            losses_of(candidates)
             self.prime_left -= len(candidates)
             self.n_primed += len(candidates)
             self.n_kept += len(candidates)
@@ -123,16 +129,19 @@ class SelectiveBackprop(_Primed):
 
     class Params(Params):
         beta: float = Field(2.0, gt=0, description="selectivity: keep w.p. percentile**beta "
-                            "(the authors' prob_pow); beta=2 keeps about a third")
+                            "(the authors' prob_pow, whose default in their train.py is 3: "
+                            "about a quarter kept); beta=2, this harness's default, keeps "
+                            "about a third")
         history: int = Field(1024, ge=1, description="recent losses the percentile is taken "
                              "among (the authors' max_history_len)")
         floor: float = Field(0.0, ge=0, le=1, description="minimum keep probability "
                              "(the authors' sampling_min)")
         prime_epochs: float = Field(1.0, ge=0, description="epochs of candidates backpropagated "
                                     "in full before selecting (the authors prime one epoch)")
-        calculator: Literal["relative", "random"] = Field(
-            "relative", description="relative: loss percentile; random: a uniform draw in "
-            "place of the percentile (the authors' loss-blind control)")
+        calculator: Literal["relative", "random", "inverted"] = Field(
+            "relative", description="relative: loss percentile; ablations: random, a "
+            "uniform draw in place of the percentile (the authors' loss-blind control); "
+            "inverted, 1 - percentile (the priority's sign flipped: low losses kept)")
 
     def start(self, ctx: RunContext, n_train: int) -> None:
         super().start(ctx, n_train)
@@ -143,11 +152,16 @@ class SelectiveBackprop(_Primed):
                losses_of: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
         p = self.params
         if p.calculator == "random":
+            # the forward pass still runs (and is counted): the authors' trainer computes
+            # the losses before any calculator sees the batch; this one ignores them
+            losses_of(candidates)
             pct = self.rng.random(len(candidates))
         else:
             losses = losses_of(candidates).detach().double().cpu().numpy()
             self.hist.extend(losses)  # the batch joins the history before it is ranked
             pct = self.hist.percentile(losses)
+            if p.calculator == "inverted":
+                pct = 1.0 - pct
         prob = np.maximum(p.floor, pct ** p.beta)
         self.prob_sum += float(prob.sum())
         return self.rng.random(len(candidates)) < prob
