@@ -3,9 +3,10 @@ majority rate and the per-label prediction counts, per (language, k, rule), plus
 summary numbers the claims use.
 
 By default only the claims' ``rule`` is reported (``rules: all`` adds every rule; the
-report's table always shows all). Names: ``<language>.k<k>.<rule>.<stat>`` with stat ``accuracy``, ``balanced_accuracy``,
-``bacc_ci_low``, ``bacc_ci_high``, ``majority_rate`` (share of the most frequent gold
-label among the queries) and ``pred.<label>`` (how often the rule predicted it).
+report's table always shows all). Names: ``<language>.k<k>.<rule>.<stat>`` with stat
+``accuracy``, ``balanced_accuracy``, ``bacc_ci_low``, ``bacc_ci_high``, ``majority_rate``
+(share of the most frequent gold label among the queries), ``chance`` and
+``pred.<label>`` (how often the rule predicted it).
 
 Balanced accuracy is the mean recall over the gold labels present among the queries, so
 any constant predictor scores 1/(labels present) (multiemo: 1/3, "neutral" never occurs).
@@ -13,10 +14,11 @@ Its interval is a percentile bootstrap over queries (``n_boot`` resamples from t
 context). Chance is 1/(labels present).
 
 Summary for the fixed ``rule`` at ``shots`` (the claims' method, chosen before running):
-``source_bacc_ci_low`` and ``source_margin`` (that bound minus chance); ``languages_above_chance`` (non-source languages whose lower bound
-is above chance); ``k_gain``: mean over the languages where either ``shots`` or
-``base_shots`` clears chance of the paired difference of balanced accuracy (0 when none
-does) and ``k_gain_languages`` their number.
+``source_bacc_ci_low`` and ``source_margin`` (that bound minus chance);
+``languages_above_chance`` (non-source languages whose lower bound is above chance);
+``k_gain``: mean over the languages where either ``shots`` or ``base_shots`` clears
+chance of the paired difference of balanced accuracy (0 when none does) and
+``k_gain_languages`` their number.
 """
 
 from __future__ import annotations
