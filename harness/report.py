@@ -68,7 +68,7 @@ def print_summary(summary: dict[str, Any], console: Console | None = None) -> No
     for claim in summary["claims"]:
         status = claim_status(claim)
         mark = f"[{STATUS_STYLE[status]}]{status}[/{STATUS_STYLE[status]}]"
-        cid = f"[{escape(claim['id'])}] " if claim.get("id") else ""
+        cid = escape(f"[{claim['id']}] ") if claim.get("id") else ""
         console.print(f"  {mark} {cid}{escape(claim['text'])}", highlight=False, markup=True)
         if claim.get("xfail"):
             console.print(f"       xfail: {escape(claim['xfail'])}", highlight=False,

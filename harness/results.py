@@ -118,6 +118,10 @@ class ResultsDir:
         if not self.root.exists():
             raise ResultsError(f"results folder not found: {self.root}",
                                hint="give the --out folder of a `harness run`")
+        if not self.root.is_dir():
+            raise ResultsError(f"{self.root} is a file, not a results folder",
+                               hint="give the --out folder of a `harness run` (e.g. "
+                               "results/<spec name>), not the spec file")
         return read_json(self.root / SUMMARY, "summary")
 
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -190,3 +190,18 @@ def test_outcomes_distinguish_no_coverage_and_errors_from_a_failure() -> None:
                                  "cells": []}})
     assert not table["ok"] and table["verdicts"]["c"]["verdict"] == "NOT FALSIFIED"
     assert json.dumps(table)  # JSON-ready for summary.json
+
+
+def test_show_on_a_spec_file_and_a_closed_pipe_are_clean(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    spec = write(tmp_path, SPEC)
+    for cmd in ("show", "report", "controls"):
+        res = run_harness(cmd, str(spec))
+        assert res.returncode == 2, res
+        assert "is a file, not a results folder" in res.stderr and "Traceback" not in res.output
+    out = tmp_path / "out"
+    assert run_harness("run", str(spec), "--out", str(out)).returncode == 0
+    proc = subprocess.run(f"{sys.executable} -m harness show {out} --json | head -c 10",
+                          shell=True, capture_output=True, text=True, timeout=300)
+    assert proc.stdout == '{\n  "spec"'[:10] and "Traceback" not in proc.stderr, proc.stderr

@@ -2,9 +2,11 @@
 1906.01563), after the official code greydanus/hamiltonian-nn.
 
 Adapters: datasets ``hnn/spring``, ``hnn/pendulum``, ``hnn/two-body``; models ``hnn/mlp``
-(baseline) and ``hnn/hnn``; method ``hnn/train``; metrics ``hnn/derivative-loss`` and
-``hnn/rollout``. Each module's docstring lists its deviations from the official code;
-``docs/hnn.md`` collects them.
+(baseline) and ``hnn/hnn``; method ``hnn/train``; metrics ``hnn/derivative-loss``,
+``hnn/rollout`` and ``hnn/reversibility``. The pixel pendulum: dataset
+``hnn/pixel-pendulum``, models ``hnn/pixel-mlp`` and ``hnn/pixel-hnn``, method
+``hnn/pixel-train``, metric ``hnn/pixel-rollout``. Each module's docstring lists its
+deviations from the official code; ``docs/hnn.md`` collects them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from harness import Adapter, hookimpl
 
 from .datasets import DATASETS
 from .models import MODELS
+from .pixel_metrics import PixelRollout
+from .pixel_models import PIXEL_ADAPTERS
+from .pixels import PixelPendulum
 from .rollout import METRICS
 from .train import Train
 
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return [*DATASETS, *MODELS, Train, *METRICS]
+    return [*DATASETS, *MODELS, Train, *METRICS, PixelPendulum, *PIXEL_ADAPTERS, PixelRollout]
 
 
 @hookimpl
@@ -30,6 +35,9 @@ def harness_run_finished(summary: dict[str, Any], out_dir: str) -> None:
     if "hnn/rollout" in summary.get("adapters", []):
         from .plots import save_comparisons
         save_comparisons(out_dir)
+    if "hnn/pixel-rollout" in summary.get("adapters", []):
+        from .pixel_plots import save_pixel_comparisons
+        save_pixel_comparisons(out_dir)
 
 
 @hookimpl

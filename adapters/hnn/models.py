@@ -12,8 +12,13 @@ keep PyTorch's default ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
   tensor ``M = [[0, I], [-I, 0]]`` for canonical coordinates, which gives Hamilton's
   equations ``dq/dt = dF2/dp``, ``dp/dt = -dF2/dq``: F2 is the learned Hamiltonian. The
   official ``'conservative'`` field is the plain gradient ``dF1/dx @ I`` (identity instead
-  of the symplectic matrix); ``'both'`` sums the two. Gradients are taken by autograd with
-  ``create_graph=True`` while training, so the loss trains through the field.
+  of the symplectic matrix); ``'both'`` sums the two. ``'zero'`` is an ablation, not in
+  the official code: the field is identically zero (``0 * x``, so the loss still has a
+  graph and the loop runs, but no parameter gets a gradient; the output layer is zeroed
+  too, so the learned H is 0), a model that keeps every state frozen. ``untrained: true``
+  (also an ablation) marks the model so that ``hnn/train`` takes no step. The spec's
+  controls use both. Gradients are taken by autograd with ``create_graph=True`` while
+  training, so the loss trains through the field.
 
 Deviations: initialization draws from the run context's torch generator (the official
 code uses the global one); the official ``rk4_time_derivative`` training option is not
@@ -36,7 +41,7 @@ from harness import Model, Params, RunContext
 from .datasets import DynamicsData
 
 Nonlinearity = Literal["tanh", "relu", "sigmoid", "softplus", "selu", "elu", "swish"]
-FieldType = Literal["solenoidal", "conservative", "both"]
+FieldType = Literal["solenoidal", "conservative", "both", "zero"]
 
 _NONLINEARITIES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid,
@@ -102,6 +107,7 @@ class DynamicsModel(nn.Module):
         self.net = net
         self.baseline = baseline
         self.field_type = field_type
+        self.frozen = False  # the `untrained` ablation: hnn/train takes no step
         self.register_buffer("M", symplectic_matrix(input_dim, canonical))
 
     @property
@@ -121,6 +127,9 @@ class DynamicsModel(nn.Module):
         with torch.enable_grad():
             if not x.requires_grad:
                 x = x.detach().requires_grad_(True)
+            if self.field_type == "zero":  # ablation: a frozen state, nothing learned
+                zero = x * 0.0  # on the input's graph only: the loss backpropagates, no
+                return zero if create_graph else zero.detach()  # parameter gets a gradient
             out = self.net(x)
             field = torch.zeros_like(x)
             if self.field_type != "solenoidal":  # official: dF1 @ eye
@@ -163,15 +172,25 @@ class HNN(Model):
     class Params(_ModelParams):
         field_type: FieldType = Field(
             "solenoidal", description="solenoidal: dF2/dx @ M^T, the HNN (paper); "
-            "conservative: dF1/dx @ I, a plain gradient field; both: their sum")
+            "conservative: dF1/dx @ I, a plain gradient field (ablation: the identity in place "
+            "of the symplectic matrix); both: their sum; zero: ablation, an identically zero "
+            "field (0 * x; output layer zeroed), i.e. a frozen state")
+        untrained: bool = Field(False, description="ablation (a control, not in the official "
+                                "code): hnn/train takes no step, so the HNN is evaluated at "
+                                "its random initialization")
         canonical_coords: bool = Field(True, description="M = [[0, I], [-I, 0]]; false: the "
                                        "official Levi-Civita-like pattern")
 
     def build(self, ctx: RunContext, data: DynamicsData) -> DynamicsModel:
         p: HNN.Params = self.params  # type: ignore[assignment]
         net = MLP(data.dim, p.hidden, 2, p.nonlinearity, ctx.generator)
-        return DynamicsModel(net, data.dim, baseline=False, field_type=p.field_type,
-                             canonical=p.canonical_coords)
+        if p.field_type == "zero":
+            with torch.no_grad():
+                net.linear3.weight.zero_()
+        model = DynamicsModel(net, data.dim, baseline=False, field_type=p.field_type,
+                              canonical=p.canonical_coords)
+        model.frozen = p.untrained
+        return model
 
 
 MODELS: list[type[Model]] = [BaselineMLP, HNN]

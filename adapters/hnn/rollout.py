@@ -153,4 +153,6 @@ class Rollout(Metric):
         return out
 
 
-METRICS: list[type[Metric]] = [DerivativeLoss, Rollout]
+from .reversibility import Reversibility  # noqa: E402
+
+METRICS: list[type[Metric]] = [DerivativeLoss, Rollout, Reversibility]

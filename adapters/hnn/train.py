@@ -10,6 +10,10 @@ this loop does the same. Batches: the spring and pendulum scripts use the full t
 set every step (``batch_size: null`` here); the two-body script draws
 ``randperm(n)[:200]`` each step (``batch_size: 200``).
 
+``updates`` counts the optimizer steps actually taken (the optimizer's step hook), so it
+is 0 for a model built with the ``untrained`` ablation (``hnn/hnn``'s ``untrained: true``,
+one of the spec's controls), which the loop does not train.
+
 Deviations: the official scripts evaluate the test loss after every step only to log it
 (it does not affect training); here it is logged every ``log_every`` steps. The two-body
 script's ``input_noise`` option (default 0, noise added to the *predicted* derivative) is
@@ -70,8 +74,11 @@ class Train(Method):
         n = x.shape[0]
         history: list[dict[str, float]] = []
         loss_value = float("nan")
-        with ctx.progress.task("train", p.total_steps + 1) as tick:
-            for step in range(p.total_steps + 1):
+        taken = [0]  # optimizer steps actually taken, counted by the optimizer's own hook
+        hook = optim.register_step_post_hook(lambda *_: taken.__setitem__(0, taken[0] + 1))
+        steps = 0 if model.frozen else p.total_steps + 1  # frozen: the `untrained` ablation
+        with ctx.progress.task("train", steps) as tick:
+            for step in range(steps):
                 if p.batch_size is None:
                     xb, dxb = x, dx
                 else:
@@ -87,5 +94,9 @@ class Train(Method):
                     history.append({"step": step, "train_loss": loss_value,
                                     "test_loss": test_loss})
                 tick(1)
+        hook.remove()
+        if not history:
+            history.append({"step": 0, "train_loss": derivative_loss(model, x, dx)[0],
+                            "test_loss": derivative_loss(model, x_te, dx_te)[0]})
         return {"model": model, "history": history,
-                "scalars": {"final_batch_loss": loss_value, "updates": p.total_steps + 1}}
+                "scalars": {"final_batch_loss": loss_value, "updates": taken[0]}}

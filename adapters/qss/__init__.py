@@ -2,7 +2,7 @@
 
 Reinforcement learning written as a harness spec: environments are datasets
 (``qss/gridworld``, ``qss/gym``), agents are methods (``qss/q-learning``, ``qss/qss``,
-``qss/d3g``, ``qss/standard-qss``, ``qss/td3``, ``qss/random-policy``), and returns are
+``qss/bco``, ``qss/d3g``, ``qss/standard-qss``, ``qss/td3``, ``qss/random-policy``), and returns are
 metrics (``qss/episodes-to-optimal``, ``qss/final-return``, ``qss/return-curve``,
 ``qss/forward-model-error``, ``qss/cycle-loss``). See ``docs/qss.md``.
 """
@@ -15,9 +15,10 @@ from .deep_methods import D3G, TD3, RandomPolicy, StandardQSS
 from .gridworld import GridWorldDataset
 from .gymtask import GymEnvironment
 from .metrics import METRICS
+from .observation import BCO
 from .tabular import QSS, QLearning
 
-ADAPTERS: list[type[Adapter]] = [GridWorldDataset, GymEnvironment, QLearning, QSS, D3G,
+ADAPTERS: list[type[Adapter]] = [GridWorldDataset, GymEnvironment, QLearning, QSS, BCO, D3G,
                                  StandardQSS, TD3, RandomPolicy, *METRICS]
 
 

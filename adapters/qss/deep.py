@@ -25,6 +25,12 @@ one step of the model on ``-Q1(s, c) + mse(c, s + tau(s))`` with
 ``tau`` through both its terms), followed by soft updates of the critic and model targets.
 Acting: ``a = I(s, s + tau(s))``.
 
+Ablations of D3G (plausible bugs, for the pendulum spec's controls): ``critic_target:
+proposal`` builds the critic target at the uncorrected proposal ``s' + tau^targ(s')``
+instead of its forward-model correction; ``cycle_weight: 0`` drops the cycle loss from
+the model's loss (it is still measured); ``forward_target: next-state`` regresses the
+forward model on s' instead of the change s' - s that every use of it adds to s.
+
 Standard QSS (:class:`StandardQSSAgent`) has no forward model: the target uses
 ``s' + tau^targ(s')`` directly and the model maximises ``Q1(s, s + tau(s))``.
 
@@ -70,6 +76,9 @@ class AgentConfig:
     policy_freq: int = 2
     policy_noise: float = 0.2  # TD3 only, times max_action
     noise_clip: float = 0.5  # TD3 only, times max_action
+    critic_target: str = "corrected"  # D3G ablation: "proposal" skips the correction
+    cycle_weight: float = 1.0  # D3G ablation: 0 removes the cycle loss
+    forward_target: str = "delta"  # D3G ablation: "next-state" regresses f on s', not s' - s
 
 
 def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -116,6 +125,11 @@ class StandardQSSAgent:
     def act(self, state: np.ndarray) -> np.ndarray:
         s = torch.as_tensor(state, dtype=torch.float32).reshape(1, -1)
         return self.inverse(s, self.propose(s)).numpy().reshape(-1)
+
+    @torch.no_grad()
+    def value(self, state: torch.Tensor) -> torch.Tensor:
+        """The critic's estimate of the policy's value: Q1(s, s + tau(s))."""
+        return self.critic.Q1(state, self.propose(state))
 
     # -- learning --------------------------------------------------------------------
     @torch.no_grad()
@@ -174,7 +188,13 @@ class D3GAgent(StandardQSSAgent):
 
     @torch.no_grad()
     def target_next_state(self, next_state: torch.Tensor) -> torch.Tensor:
-        return self.cycle(next_state, target=True)[1]
+        proposal, corrected = self.cycle(next_state, target=True)
+        return proposal if self.cfg.critic_target == "proposal" else corrected
+
+    @torch.no_grad()
+    def value(self, state: torch.Tensor) -> torch.Tensor:
+        """Q1(s, c): the critic at the forward-model-corrected next state it acts towards."""
+        return self.critic.Q1(state, self.cycle(state)[1])
 
     def cycle_loss(self, state: torch.Tensor) -> torch.Tensor:
         proposal, corrected = self.cycle(state)
@@ -186,11 +206,12 @@ class D3GAgent(StandardQSSAgent):
         cycle = F.mse_loss(corrected, proposal)
         self.log["cycle_loss"] = cycle.item()
         self.log["model_q"] = -q_term.item()
-        return q_term + cycle
+        return q_term + self.cfg.cycle_weight * cycle
 
     def forward_loss(self, state: torch.Tensor, action: torch.Tensor,
                      next_state: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(self.forward_model(state, action), next_state - state)
+        target = next_state if self.cfg.forward_target == "next-state" else next_state - state
+        return F.mse_loss(self.forward_model(state, action), target)
 
     def train_dynamics(self, b: Batch) -> None:
         super().train_dynamics(b)
@@ -221,6 +242,10 @@ class TD3Agent:
     def act(self, state: np.ndarray) -> np.ndarray:
         s = torch.as_tensor(state, dtype=torch.float32).reshape(1, -1)
         return self.actor(s).numpy().reshape(-1)
+
+    @torch.no_grad()
+    def value(self, state: torch.Tensor) -> torch.Tensor:
+        return self.critic.Q1(state, self.actor(state))
 
     @torch.no_grad()
     def critic_target_value(self, b: Batch) -> torch.Tensor:

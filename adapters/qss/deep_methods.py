@@ -21,7 +21,7 @@ transitions and the cycle loss, both recorded at every evaluation.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -58,17 +58,33 @@ class ReplayBuffer:
                      t(self.nd[idx]))
 
 
-def evaluate(env: Any, act: Any, seed: int, episodes: int) -> float:
-    """Mean return of ``act`` over ``episodes``; the first reset uses ``seed``."""
+def evaluate(env: Any, act: Any, seed: int, episodes: int, discount: float = 0.99
+             ) -> tuple[float, list[np.ndarray], list[float]]:
+    """Mean return of ``act`` over ``episodes`` (the first reset uses ``seed``), the start
+    states and each episode's discounted return from its start state."""
     total = 0.0
+    starts: list[np.ndarray] = []
+    discounted: list[float] = []
     for ep in range(episodes):
         state, _ = env.reset(seed=seed) if ep == 0 else env.reset()
-        done = False
+        starts.append(np.asarray(state, np.float32))
+        done, g, scale = False, 0.0, 1.0
         while not done:
             state, reward, terminated, truncated, _ = env.step(act(state))
             total += float(reward)
+            g += scale * float(reward)
+            scale *= discount
             done = terminated or truncated
-    return total / episodes
+        discounted.append(g)
+    return total / episodes, starts, discounted
+
+
+def value_bias(agent: Any, starts: list[np.ndarray], discounted: list[float]) -> float:
+    """Mean over evaluation episodes of the critic's value at the start state minus the
+    discounted return that followed (positive: the critic over-estimates)."""
+    with torch.no_grad():
+        q = agent.value(torch.from_numpy(np.stack(starts))).reshape(-1)
+    return float((q - torch.tensor(discounted, dtype=q.dtype)).mean())
 
 
 class DeepParams(Params):
@@ -84,6 +100,17 @@ class DeepParams(Params):
     policy_freq: int = Field(2, ge=1, description="delayed model/actor update period")
     expl_noise: float = Field(0.1, ge=0, description="exploration noise std / max_action")
     buffer_size: int = Field(1_000_000, ge=1)
+
+
+class D3GParams(DeepParams):
+    critic_target: Literal["corrected", "proposal"] = Field(
+        "corrected", description="proposal: ablation (a plausible bug), the critic target "
+        "at the uncorrected proposal s' + tau'(s') instead of s' + f(s', I(s', ...))")
+    cycle_weight: float = Field(1.0, ge=0, description="weight of the cycle loss in the "
+                                "model's loss (official 1); 0: ablation without it")
+    forward_target: Literal["delta", "next-state"] = Field(
+        "delta", description="next-state: ablation (a plausible bug), the forward model "
+        "regresses on s' instead of s' - s")
 
 
 class TD3Params(DeepParams):
@@ -120,7 +147,10 @@ class _DeepMethod(Method):
         cfg = AgentConfig(hidden=p.hidden, lr=p.lr, discount=p.discount, tau=p.tau,
                           policy_freq=p.policy_freq,
                           policy_noise=getattr(p, "policy_noise", 0.2),
-                          noise_clip=getattr(p, "noise_clip", 0.5))
+                          noise_clip=getattr(p, "noise_clip", 0.5),
+                          critic_target=getattr(p, "critic_target", "corrected"),
+                          cycle_weight=getattr(p, "cycle_weight", 1.0),
+                          forward_target=getattr(p, "forward_target", "delta"))
         agent = self.agent_cls(state_dim, action_dim, max_action, cfg,
                                ctx.derive("networks").generator)
         rng = ctx.derive("interaction").rng
@@ -131,8 +161,11 @@ class _DeepMethod(Method):
         sums: dict[str, list[float]] = {}  # training losses since the last evaluation
 
         def record(t: int) -> None:
-            curve.append([t, evaluate(eval_env, agent.act, task.eval_seed, p.eval_episodes)])
-            point = {"step": t, **{k: v[0] / v[1] for k, v in sums.items()}}
+            ret, starts, discounted = evaluate(eval_env, agent.act, task.eval_seed,
+                                               p.eval_episodes, p.discount)
+            curve.append([t, ret])
+            point = {"step": t, **{k: v[0] / v[1] for k, v in sums.items()},
+                     "value_bias": value_bias(agent, starts, discounted)}
             sums.clear()
             if isinstance(agent, D3GAgent):
                 point["forward_model_error"] = heldout_forward_error(agent, task)
@@ -193,8 +226,8 @@ class D3G(_DeepMethod):
     """Deep Deterministic Dynamics Gradients: Q(s,s') + model + inverse + forward + cycle."""
 
     name = "qss/d3g"
-    version = "1"
-    Params = DeepParams
+    version = "2"
+    Params = D3GParams
     agent_cls = D3GAgent
     label = "D3G"
 
@@ -203,7 +236,7 @@ class StandardQSS(_DeepMethod):
     """The Standard QSS ablation of D3G: no forward model, no cycle loss."""
 
     name = "qss/standard-qss"
-    version = "1"
+    version = "2"
     Params = DeepParams
     agent_cls = StandardQSSAgent
     label = "Standard QSS"
@@ -213,7 +246,7 @@ class TD3(_DeepMethod):
     """Twin Delayed DDPG, the official baseline (Fujimoto et al., arXiv:1802.09477)."""
 
     name = "qss/td3"
-    version = "1"
+    version = "2"
     Params = TD3Params
     agent_cls = TD3Agent
     label = "TD3"
@@ -223,7 +256,7 @@ class RandomPolicy(Method):
     """Uniformly random actions, evaluated like the agents (the reference to beat)."""
 
     name = "qss/random-policy"
-    version = "1"
+    version = "2"
 
     class Params(Params):
         eval_episodes: int = Field(10, ge=1)
@@ -238,6 +271,6 @@ class RandomPolicy(Method):
             return rng.uniform(low, high).astype(np.float32)
 
         p: RandomPolicy.Params = self.params  # type: ignore[assignment]
-        ret = evaluate(env, act, task.eval_seed, p.eval_episodes)
+        ret = evaluate(env, act, task.eval_seed, p.eval_episodes)[0]
         env.close()
         return {"curve": [[0, ret]], "scalars": {}}

@@ -20,11 +20,19 @@ Dynamics follow ``toy_problems/*/model_gridworld.py`` of uber-research/D3G:
 - reaching ``goal`` gives ``terminal_reward`` and ends the episode, every other step gives
   ``step_reward``; an episode is cut after ``max_steps`` steps (a time limit, not a
   terminal: agents keep bootstrapping, as the official code does).
+
+``observer`` adds *state-only observations* to the task (learning from observation, the
+setting of ``D3G/learn_from_observation.py``): ``observer_episodes`` episodes of a
+uniformly random policy (``random``) or of a shortest-path policy that takes a uniformly
+random action id with probability ``observer_randomness`` (``noisy-expert``, the official
+``--randomness``), recorded as (s, r, s', terminal) without the actions. They are drawn
+from the dataset context, so every agent on a spec seed sees the same observations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -48,6 +56,7 @@ class GridWorld:
     move_of_action: tuple[int, ...]  # action id -> move index (0..3)
     stochasticity: float = 0.0
     name: str = "gridworld"
+    observations: Observations | None = field(default=None, compare=False, repr=False)
 
     # -- structure -------------------------------------------------------------------
     @property
@@ -104,15 +113,79 @@ class GridWorld:
                 found.append(self.move_of_action.index(m))
         return found
 
+    def optimal_moves(self, s: int) -> list[int]:
+        """The moves that bring ``s`` one step closer to the goal (Manhattan distance)."""
+        (r1, c1) = self.coords(self.goal)
+
+        def dist(x: int) -> int:
+            r, c = self.coords(x)
+            return abs(r1 - r) + abs(c1 - c)
+
+        return [m for m in range(4) if dist(self.move(s, m)) < dist(s)]
+
     def fingerprint(self) -> str:
-        return repr(self)
+        obs = "" if self.observations is None else self.observations.fingerprint()
+        return repr(self) + obs
+
+
+@dataclass(frozen=True)
+class Observations:
+    """State-only transitions of an observed policy: no action is stored."""
+
+    policy: str
+    state: np.ndarray  # int64
+    reward: np.ndarray  # float64
+    next_state: np.ndarray  # int64
+    terminal: np.ndarray  # bool
+    episode_returns: tuple[float, ...]
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def fingerprint(self) -> str:
+        from harness.fingerprint import fingerprint
+
+        return fingerprint({"policy": self.policy, "s": self.state.tolist(),
+                            "r": self.reward.tolist(), "s2": self.next_state.tolist(),
+                            "t": self.terminal.tolist()})
+
+
+def observe(env: GridWorld, policy: str, randomness: float, episodes: int,
+            rng: np.random.Generator) -> Observations:
+    """Run ``episodes`` episodes of the observed policy and keep only (s, r, s', terminal)."""
+    ids_of_move = [[a for a, m in enumerate(env.move_of_action) if m == move]
+                   for move in range(4)]
+    s_, r_, s2_, t_, returns = [], [], [], [], []
+    for _ in range(episodes):
+        s, ret = env.start, 0.0
+        for _ in range(env.max_steps):
+            if policy == "random" or rng.random() < randomness:
+                a = int(rng.integers(env.n_actions))
+            else:
+                moves = env.optimal_moves(s)
+                ids = ids_of_move[moves[int(rng.integers(len(moves)))]]
+                a = ids[int(rng.integers(len(ids)))]
+            s2, r, terminal = env.step(s, a, rng)
+            s_.append(s)
+            r_.append(r)
+            s2_.append(s2)
+            t_.append(terminal)
+            ret += r
+            s = s2
+            if terminal:
+                break
+        returns.append(ret)
+    return Observations(policy=policy if policy == "random" else f"{policy}-{randomness}",
+                        state=np.asarray(s_, np.int64), reward=np.asarray(r_, np.float64),
+                        next_state=np.asarray(s2_, np.int64),
+                        terminal=np.asarray(t_, bool), episode_returns=tuple(returns))
 
 
 class GridWorldDataset(Dataset):
     """Gridworld environment (size, start, goal, rewards, redundant/stochastic/shuffled actions)."""
 
     name = "qss/gridworld"
-    version = "1"
+    version = "2"
 
     class Params(Params):
         size: int = Field(11, ge=2, le=64, description="cells per side (official SIZE=10 is 11)")
@@ -127,6 +200,12 @@ class GridWorldDataset(Dataset):
         shuffle: bool = Field(False, description="random permutation of the action->move map")
         mapping: list[int] | None = Field(None, description="explicit move (0 up, 1 down, "
                                           "2 left, 3 right) of each of the first 4 action ids")
+        observer: Literal["none", "random", "noisy-expert"] = Field(
+            "none", description="add state-only observations of this policy (learning from "
+            "observation): a uniformly random one, or a shortest-path one with random actions")
+        observer_randomness: float = Field(0.5, ge=0, le=1, description="noisy-expert: "
+                                           "probability of a uniformly random action id")
+        observer_episodes: int = Field(400, ge=1, description="observed episodes")
 
         @model_validator(mode="after")
         def _check(self) -> GridWorldDataset.Params:
@@ -149,9 +228,14 @@ class GridWorldDataset(Dataset):
             base = [p.mapping[a % 4] for a in range(p.actions)]
         elif p.shuffle:
             base = [base[i] for i in ctx.rng.permutation(p.actions)]
-        return GridWorld(size=p.size, start=p.start[0] * p.size + p.start[1],
-                         goal=goal[0] * p.size + goal[1], step_reward=p.step_reward,
-                         terminal_reward=p.terminal_reward, max_steps=p.max_steps,
-                         move_of_action=tuple(int(m) for m in base),
-                         stochasticity=p.stochasticity,
-                         name=f"gridworld{p.size}x{p.size}-a{p.actions}")
+        env = GridWorld(size=p.size, start=p.start[0] * p.size + p.start[1],
+                        goal=goal[0] * p.size + goal[1], step_reward=p.step_reward,
+                        terminal_reward=p.terminal_reward, max_steps=p.max_steps,
+                        move_of_action=tuple(int(m) for m in base),
+                        stochasticity=p.stochasticity,
+                        name=f"gridworld{p.size}x{p.size}-a{p.actions}")
+        if p.observer == "none":
+            return env
+        obs = observe(env, p.observer, p.observer_randomness, p.observer_episodes,
+                      ctx.derive("observer").rng)
+        return replace(env, observations=obs)

@@ -110,5 +110,17 @@ class CycleLoss(Metric):
         return {} if value is None else {"cycle_loss": value}
 
 
+class ValueBias(Metric):
+    """The critic's value at the evaluation start states minus the discounted return that
+    followed, at the last evaluation (positive: over-estimation)."""
+
+    name = "qss/value-bias"
+    version = "1"
+
+    def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+        value = _last(result, "value_bias")
+        return {} if value is None else {"value_bias": value}
+
+
 METRICS: list[type[Metric]] = [EpisodesToOptimal, FinalReturn, ReturnCurve, ForwardModelError,
-                               CycleLoss]
+                               CycleLoss, ValueBias]

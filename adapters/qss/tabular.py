@@ -32,9 +32,22 @@ ones (see ``specs/qss-tabular.yaml``); evaluation episodes draw environment rand
 from their own stream (``ctx.derive("eval")``) instead of sharing the training generator;
 a deterministic greedy evaluation that revisits a state (a loop that can never reach the
 goal) is ended early with the exact return it would have collected up to the time limit.
-``behavior: random`` trains on transitions of a uniformly random policy (learning from
-observations); ``next_state_choice: random`` replaces QSS's greedy next-state selection by
-a uniform choice (an ablation that must break the method).
+``behavior: random`` trains on transitions of a uniformly random policy that the agent
+itself executes (off-policy learning, with actions: not learning from observation).
+
+Learning from observation (``observations: learn``, the setting of the official
+``learn_from_observation.py``): before interacting, QSS learns Q(s,s') from the
+environment's state-only observations (``qss/gridworld`` with ``observer:``), which carry no
+action; its inverse table is filled only by its own interaction afterwards, during which
+Q(s,s') stays frozen (``online_values: false``, as the official protocol) or keeps learning.
+
+Ablations (for the specs' controls): ``next_state_choice: random`` replaces the greedy
+next-state selection by a uniform choice; ``value_over: action`` puts Q(s,a)-learning in
+QSS's place (it cannot use state-only observations); ``transfer_values: false`` discards
+the pretrained values at a transfer; ``transfer_inverse: true`` keeps the stale inverse
+model at a transfer (a plausible bug). ``qss/q-learning`` with ``action_values:
+per-move`` shares one value among the redundant ids of a move (Q-learning given the
+redundancy for free).
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ from pydantic import Field
 
 from harness import Component, HarnessError, Method, Params, RunContext, component_field
 
-from .gridworld import GridWorld
+from .gridworld import GridWorld, Observations
 from .plots import plot_curves
 
 
@@ -77,19 +90,34 @@ class QLearningAgent:
 
     def __init__(self, env: GridWorld, p: TabularParams, rng: np.random.Generator) -> None:
         self.env, self.p, self.rng = env, p, rng
-        self.q = [[p.q_init] * env.n_actions for _ in range(env.n_states)]
+        self.per_move = getattr(p, "action_values", "per-id") == "per-move"
+        self._index_actions(env)
+        n = 4 if self.per_move else env.n_actions
+        self.q = [[p.q_init] * n for _ in range(env.n_states)]
         self.vmax = [p.q_init] * env.n_states
         self.amax = [0] * env.n_states
+
+    def _index_actions(self, env: GridWorld) -> None:
+        """per-move: one value per move, acted on through the move's lowest action id."""
+        if self.per_move:
+            self.column = list(env.move_of_action)
+            self.action_of = [env.move_of_action.index(m) if m in env.move_of_action else 0
+                              for m in range(4)]
 
     def reset_env(self, env: GridWorld) -> None:
         if env.n_actions != self.env.n_actions or env.n_states != self.env.n_states:
             raise HarnessError("transfer needs environments of the same size and actions")
         self.env = env
+        self._index_actions(env)
 
     def greedy(self, s: int) -> tuple[int, bool]:
+        if self.per_move:
+            return self.action_of[self.amax[s]], False
         return self.amax[s], False
 
     def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        if self.per_move:
+            a = self.column[a]
         row = self.q[s]
         target = r if terminal else r + self.p.gamma * self.vmax[s2]
         value = row[a] + self.p.alpha * (target - row[a])
@@ -111,14 +139,31 @@ class QSSAgent:
         self.q = [[p.q_init] * n for _ in range(n)]
         self.nbrs = env.neighbor_table()
         self.inverse: dict[tuple[int, int], list[int]] = {}
+        self.learn_values = True
 
     def reset_env(self, env: GridWorld) -> None:
-        """Transfer: keep Q(s,s'), forget the inverse model (official shuffled setup)."""
+        """Transfer: keep Q(s,s'), forget the inverse model (official shuffled setup).
+
+        Ablations: ``transfer_values: false`` forgets Q(s,s') too; ``transfer_inverse:
+        true`` keeps the stale inverse model (a plausible bug)."""
         if env.n_states != self.env.n_states:
             raise HarnessError("transfer needs environments of the same size")
         self.env = env
         self.nbrs = env.neighbor_table()
-        self.inverse = {}
+        if not self.p.transfer_inverse:
+            self.inverse = {}
+        if not self.p.transfer_values:
+            n = env.n_states
+            self.q = [[self.p.q_init] * n for _ in range(n)]
+
+    def learn_from_observations(self, obs: Observations, sweeps: int) -> int:
+        """Q(s,s')-learning on state-only observations (no action, so no inverse model)."""
+        rows = list(zip(obs.state.tolist(), obs.reward.tolist(), obs.next_state.tolist(),
+                        obs.terminal.tolist(), strict=True))
+        for _ in range(sweeps):
+            for s, r, s2, terminal in rows:
+                self.update_value(s, r, s2, terminal)
+        return sweeps * len(rows)
 
     def propose(self, s: int) -> tuple[int, bool]:
         """The next state to aim for, and whether it was drawn at random."""
@@ -145,7 +190,7 @@ class QSSAgent:
         a, rand2 = self.act_towards(s, s2)
         return a, rand1 or rand2
 
-    def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+    def update_value(self, s: int, r: float, s2: int, terminal: bool) -> None:
         q = self.q[s]
         if terminal:
             target = r
@@ -153,9 +198,19 @@ class QSSAgent:
             row = self.q[s2]
             target = r + self.p.gamma * max(row[n] for n in self.nbrs[s2])
         q[s2] += self.p.alpha * (target - q[s2])
+
+    def update(self, s: int, a: int, r: float, s2: int, terminal: bool) -> None:
+        if self.learn_values:
+            self.update_value(s, r, s2, terminal)
         seen = self.inverse.setdefault((s, s2), [])
         if a not in seen:
             seen.append(a)
+
+
+class QLearningParams(TabularParams):
+    action_values: Literal["per-id", "per-move"] = Field(
+        "per-id", description="per-move: ablation/control that gives Q-learning the "
+        "redundancy for free (one value per move, shared by its redundant action ids)")
 
 
 class QSSParams(TabularParams):
@@ -164,6 +219,21 @@ class QSSParams(TabularParams):
         "or the true one")
     next_state_choice: Literal["greedy", "random"] = Field(
         "greedy", description="random: ablation that replaces argmax_s' Q(s,s') by chance")
+    value_over: Literal["next-state", "action"] = Field(
+        "next-state", description="action: ablation, Q(s,a)-learning in QSS's place (the "
+        "method without its key idea; it cannot use state-only observations)")
+    observations: Literal["ignore", "learn"] = Field(
+        "ignore", description="learn: first learn Q(s,s') from the environment's state-only "
+        "observations (learning from observation); the inverse model still comes only from "
+        "the agent's own interaction")
+    observation_sweeps: int = Field(1, ge=1, description="passes over the observations")
+    online_values: bool = Field(True, description="false: Q(s,s') is not updated from the "
+                                "agent's own interaction, only the inverse model is (the "
+                                "official learning-from-observation protocol)")
+    transfer_values: bool = Field(True, description="false: ablation, the values learned on "
+                                  "pretrain_env are discarded at the transfer")
+    transfer_inverse: bool = Field(False, description="true: ablation (a plausible bug), the "
+                                   "stale inverse model is kept at the transfer")
 
 
 def evaluate(env: GridWorld, agent: Any, rng: np.random.Generator, episodes: int) -> float:
@@ -237,7 +307,16 @@ class _TabularMethod(Method):
                                hint="use a dataset {use: qss/gridworld, ...}")
         p: TabularParams = self.params  # type: ignore[assignment]
         rng = ctx.derive("agent").rng
-        agent = self.agent_cls(data, p, rng)
+        agent = self.make_agent(data, p, rng)
+        scalars: dict[str, float] = {}
+        if getattr(p, "observations", "ignore") == "learn" and isinstance(agent, QSSAgent):
+            if data.observations is None:
+                raise HarnessError(f"{self.name} with observations: learn needs an environment "
+                                   "with observations", hint="give the qss/gridworld dataset "
+                                   "observer: random (or noisy-expert)")
+            scalars["observed_transitions"] = agent.learn_from_observations(
+                data.observations, p.observation_sweeps)  # type: ignore[attr-defined]
+            agent.learn_values = p.online_values  # type: ignore[attr-defined]
         pre_steps = 0
         if p.pretrain_env is not None and p.pretrain_episodes:
             pre_env = p.pretrain_env.build().load(ctx.derive("pretrain-env"))
@@ -252,15 +331,18 @@ class _TabularMethod(Method):
                     hline=data.optimal_return())
         return {"curve": curve, "train_returns": returns, "optimal_return":
                 data.optimal_return(), "episodes": p.episodes,
-                "scalars": {"train_steps": steps, "pretrain_steps": pre_steps}}
+                "scalars": {"train_steps": steps, "pretrain_steps": pre_steps, **scalars}}
+
+    def make_agent(self, env: GridWorld, p: TabularParams, rng: np.random.Generator) -> Any:
+        return self.agent_cls(env, p, rng)
 
 
 class QLearning(_TabularMethod):
     """Tabular Q(s,a)-learning with epsilon-greedy exploration (the QSA baseline)."""
 
     name = "qss/q-learning"
-    version = "1"
-    Params = TabularParams
+    version = "2"
+    Params = QLearningParams
     agent_cls = QLearningAgent
     label = "Q-learning"
 
@@ -269,7 +351,12 @@ class QSS(_TabularMethod):
     """Tabular Q(s,s')-learning: greedy next-state proposal + inverse-dynamics lookup."""
 
     name = "qss/qss"
-    version = "1"
+    version = "2"
     Params = QSSParams
     agent_cls = QSSAgent
     label = "QSS"
+
+    def make_agent(self, env: GridWorld, p: TabularParams, rng: np.random.Generator) -> Any:
+        if getattr(p, "value_over", "next-state") == "action":
+            return QLearningAgent(env, p, rng)
+        return QSSAgent(env, p, rng)

@@ -1,0 +1,138 @@
+"""Dataset adapters: ``xlingual/multiemo``, ``xlingual/chatterbot``, ``xlingual/folder``.
+
+Each loads a parallel :class:`~.corpus.Corpus`, truncates texts to the word budget
+(``max_words``; ``max_chars`` for ja/zh), and picks the query ids: ``max_queries`` ids of
+the source language drawn with ``query_seed`` (independent of the run's seeds, so every
+seed and method sees the same queries; only the demonstrations vary with the seed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from harness_adapters.bigbench import source as bigbench_source
+from pydantic import Field
+
+from harness import Dataset, HarnessError, Params, RunContext
+
+from . import corpus
+from .corpus import Corpus
+
+
+class _Common(Params):
+    source: str = Field("en", description="language of the demonstrations")
+    max_words: int | None = Field(48, ge=1, description="word budget per text (None: "
+                                  "no truncation)")
+    max_chars: int | None = Field(96, ge=1, description="character budget per text for "
+                                  "ja and zh")
+    max_queries: int | None = Field(None, ge=1, description="queries per language (None: "
+                                    "all)")
+    query_seed: int = Field(0, description="seed of the query subset")
+
+
+def select_queries(c: Corpus, max_queries: int | None, seed: int) -> Corpus:
+    ids = [i.id for i in c.languages[c.source]]
+    present = set.intersection(*[{i.id for i in items} for items in c.languages.values()])
+    ids = [i for i in ids if i in present] if len(c.languages) > 1 else ids
+    if max_queries is not None and max_queries < len(ids):
+        order = np.random.default_rng(seed).permutation(len(ids))[:max_queries]
+        ids = [ids[int(j)] for j in sorted(order)]
+    if not ids:
+        raise HarnessError(f"{c.name}: no query id is present in every language")
+    c.info["query_ids"] = ids
+    return c
+
+
+class Multiemo(Dataset):
+    """BIG-bench's multiemo reviews (11 parallel languages), as the bigbench adapter
+    finds tasks (path, tasks folder, installed package, verified PyPI sdist cache)."""
+
+    name = "xlingual/multiemo"
+    version = "1"
+
+    class Params(_Common):
+        languages: list[str] = Field(list(corpus.MULTIEMO_LANGUAGES))
+        tasks_dir: str | None = Field(None, description="folder(s) of BIG-bench task "
+                                      "folders (default: $HARNESS_BIGBENCH_TASKS)")
+        sources: list[Literal["path", "folder", "package", "pypi"]] = Field(
+            ["path", "folder", "package", "pypi"], description="where to look, in order")
+        pypi_version: str = Field("1.0.0")
+        download: bool = Field(True, description="allow downloading the bigbench sdist")
+        demo_task: str | None = Field(None, description="ablation: take the "
+                                      "demonstrations from this other BIG-bench task "
+                                      "(e.g. intent_recognition), breaking the method")
+
+    def load(self, ctx: RunContext) -> Corpus:
+        p = self.params
+
+        def locate(task: str, order: tuple[str, ...] = tuple(p.sources)) -> Path:
+            return bigbench_source.locate(task, tasks_dir=p.tasks_dir,
+                                          cache_dir=ctx.cache_dir, version=p.pypi_version,
+                                          download=p.download, progress=ctx.progress,
+                                          order=order)
+
+        def locate_review(task: str) -> Path:
+            # a tasks folder may hold standalone tasks multiemo_reviews_text_XX; BIG-bench
+            # itself ships them as subtasks multiemo/reviews_text_XX
+            local = tuple(s for s in p.sources if s != "pypi")
+            if local:
+                try:
+                    return locate(task, local)
+                except HarnessError:
+                    pass
+            folder = locate("multiemo") / task.removeprefix("multiemo_")
+            if not (folder / "task.json").is_file():
+                raise HarnessError(f"BIG-bench's multiemo has no subtask {folder.name!r}")
+            return folder
+
+        c = corpus.multiemo(locate_review, p.languages, p.source, p.max_words, p.max_chars)
+        if p.demo_task:
+            folder = locate(p.demo_task)
+            items, _, _ = corpus.bigbench_items(folder, p.source, p.max_words, p.max_chars)
+            c.foreign_demos = [corpus.Item(f"{p.demo_task}:{i.id}", i.text, i.label)
+                               for i in items]
+        return select_queries(c, p.max_queries, p.query_seed)
+
+
+class Chatterbot(Dataset):
+    """Topic classification on chatterbot-corpus (YAML conversations per category per
+    language; BSD-3, installed from PyPI with the `xlingual` extra)."""
+
+    name = "xlingual/chatterbot"
+    version = "1"
+
+    class Params(_Common):
+        languages: list[str] = Field(["en", "it", "ja", "zh"])
+        categories: list[str] = Field(["food", "movies", "money", "sports", "science"],
+                                      description="categories (YAML file names) to classify")
+
+    def load(self, ctx: RunContext) -> Corpus:
+        p = self.params
+        c = corpus.chatterbot(p.languages, p.source, p.categories, p.max_words, p.max_chars)
+        return select_queries(c, p.max_queries, p.query_seed)
+
+
+class Folder(Dataset):
+    """A user's corpus: ``path/<language>/<label>.txt`` (a text per line) or
+    ``path/<language>/<label>/*.txt``."""
+
+    name = "xlingual/folder"
+    version = "1"
+
+    class Params(_Common):
+        path: str = Field(..., description="folder with one sub-folder per language")
+        languages: list[str] | None = Field(None, description="default: every sub-folder")
+        instruction: str = Field("", description="the task's own instruction "
+                                 "(used by xlingual/icl with instruction: '{task}')")
+
+    def load(self, ctx: RunContext) -> Corpus:
+        p = self.params
+        c = corpus.folder(Path(p.path).expanduser(), p.languages, p.source, p.max_words,
+                          p.max_chars, name=Path(p.path).name or "folder")
+        c.instruction = p.instruction
+        return select_queries(c, p.max_queries, p.query_seed)
+
+
+DATASETS: list[type[Dataset]] = [Multiemo, Chatterbot, Folder]
