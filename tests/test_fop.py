@@ -458,6 +458,32 @@ def test_spec_digits_through_generic_training(tmp_path: Path) -> None:
     assert len(list(tmp_path.rglob("tuning.png"))) == 2
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("control", ["flipped-hypergradient", "no-meta-step"])
+def test_spec_controls_break_the_preconditioner_claims(control: str, tmp_path: Path) -> None:
+    """The spec's own control overrides, on the fixed-rate FOP at seed 0: ascending the
+    hypergradient collapses P (the tolerance is never reached, P shrinks along high
+    curvature); without the meta step P stays I (gain ratio 1 exactly)."""
+    import yaml
+
+    spec = yaml.safe_load(SPEC.read_text())
+    ctl = next(c for c in spec["controls"] if c["name"] == control)
+    sets = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
+            for k, v in ctl["set"].items()]
+    sets.append("cells.only=[{dataset: quadratic, model: iterate, method: min-fop}]")
+    run_harness("run", str(SPEC), "--out", str(tmp_path), "--seeds", "0",
+                *[a for s in sets for a in ("--set", s)])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    status = {c["id"]: c for c in summary["claims"]}
+    assert not status["quad-p-curvature"]["passed"]
+    ratio = _per_seed(status["quad-p-curvature"])[0]
+    if control == "no-meta-step":
+        assert ratio == pytest.approx(1.0, abs=1e-12)
+        assert status["quad-reaches-tol"]["passed"]  # it is SGD at lr 0.05
+    else:
+        assert ratio < 1 and not status["quad-reaches-tol"]["passed"]
+
+
 def test_adapter_restricted_to_some_parameters() -> None:
     """Training methods may hand the optimizer a subset (e.g. one task's scores)."""
     from harness_adapters.fop.components import FOPOptimizer

@@ -273,10 +273,11 @@ def test_loader_moves_val_experiments_and_explains_a_missing_folder(tmp_path):
 
 
 def test_generic_trainer_takes_a_correction_component(screen):
-    from harness import Component
     from harness_adapters.generic.optimizers import OPTIMIZERS
     from harness_adapters.generic.selection import UniformSelection
     from harness_adapters.generic.training import TrainClassifier
+
+    from harness import Component
 
     adam = next(o for o in OPTIMIZERS if o.name == "torch/adam")
     params = TrainClassifier.Params(
@@ -290,3 +291,28 @@ def test_generic_trainer_takes_a_correction_component(screen):
     assert isinstance(out["correction"], BatchStandardize)
     assert out["data"].x_train.mean().abs() < 0.1 < screen.x_train.mean().abs()
     assert out["counts"]["steps"] == 3 and out["test_logits"].shape[0] == len(screen.x_test)
+
+
+REDUCED = ["--seeds", "0", "--set", "datasets.screen.experiments_per_cell_type=3",
+           "--set", "datasets.screen.sirnas=8", "--set", "datasets.screen.replicates=2",
+           "--set", "datasets.screen.image_size=8", "--set", "methods.bench.training.epochs=2",
+           "--set", "methods.bench.only=[per-experiment, tvn]"]
+
+
+@pytest.mark.slow
+def test_spec_runs_reduced_and_reports_paired_numbers(tmp_path: Path) -> None:
+    from conftest import SPECS, load_summary, run_harness
+
+    res = run_harness("run", str(SPECS / "rxrx1.yaml"), *REDUCED, "--out", str(tmp_path / "o"))
+    assert res.returncode in (0, 1), res.output  # claims may fail at 2 epochs
+    summary = load_summary(tmp_path / "o")
+    m = summary["cells"][0]["metrics"]
+    assert m["gap_share.none"] == 0 and m["gap_share.oracle"] == pytest.approx(1)
+    assert set(k.split(".")[1] for k in m if k.startswith("unseen_acc.")) == {
+        "none", "oracle", "per-experiment", "tvn"}
+    assert 0 <= m["probe.none"] <= 1 and "unseen_acc.none.HEPG2" in m
+    assert {c["id"] for c in summary["claims"]} >= {"per-experiment-gap", "none-drop"}
+    assert list((tmp_path / "o" / "cells").glob("*/artifacts/embeddings.png"))
+    rep = run_harness("report", str(tmp_path / "o"))
+    assert rep.returncode == 0 and "RxRx1 batch correction" in (
+        tmp_path / "o" / "report.html").read_text()

@@ -124,8 +124,12 @@ class TVNParams(Params):
     whiten: bool = Field(True, description="PCA whitening fitted on control embeddings")
     coral: bool = Field(True, description="align each experiment's control covariance")
     coral_lambda: float = Field(1.0, ge=0, description="CORAL's regularizer (identity weight)")
+    scale_floor: float = Field(0.1, ge=0, description="floor of a feature's control std, as "
+                               "a fraction of the mean control std")
+    shrinkage: float = Field(0.1, ge=0, description="whitening: covariance + shrinkage x "
+                             "mean variance x identity")
     head_steps: int = Field(200, ge=1, description="L-BFGS iterations of the refitted head")
-    head_weight_decay: float = Field(1e-3, ge=0)
+    head_weight_decay: float = Field(1e-2, ge=0)
 
 
 def _sqrtm(c: torch.Tensor, inverse: bool = False) -> torch.Tensor:
@@ -155,7 +159,11 @@ class TVN(ScreenCorrection):
             if len(c) < 2:
                 raise HarnessError(f"rxrx1/tvn: experiment {b} has {len(c)} control images",
                                    hint="TVN needs negative controls in every experiment")
-            self.shift[b] = ((c.mean(0), c.std(0) + 1e-6) if p.center_scale else
+            # a feature nearly constant among controls must not be blown up: floor the
+            # scale at `scale_floor` times the mean control std of the experiment
+            sd = c.std(0)
+            self.shift[b] = ((c.mean(0), sd.clamp_min(p.scale_floor * sd.mean() + 1e-8))
+                             if p.center_scale else
                              (torch.zeros(c.shape[1], dtype=c.dtype),
                               torch.ones(c.shape[1], dtype=c.dtype)))
         z = self._center(e_all, exp)
@@ -163,7 +171,8 @@ class TVN(ScreenCorrection):
         self.mu = zc.mean(0)
         eye = torch.eye(z.shape[1], dtype=z.dtype)
         if p.whiten:
-            cov = torch.cov(zc.T) + 1e-4 * eye
+            cov = torch.cov(zc.T)
+            cov = cov + p.shrinkage * cov.diagonal().mean() * eye
             w, v = torch.linalg.eigh(cov)
             self.w = v / w.clamp_min(1e-8).sqrt()
         else:
