@@ -268,7 +268,7 @@ def test_spec_runs_small_and_its_blind_control_fails(tmp_path: Path) -> None:
     m = load_summary(out)["cells"][0]["metrics"]
     for lang in ("en", "de", "ja"):
         key = f"{lang}.k3.direct_cal"
-        assert m[f"{key}.balanced_accuracy"] == m[f"{key}.chance"] == m[f"{key}.bacc_ci_low"]
+        assert m[f"{key}.balanced_accuracy"] == m[f"{key}.chance"] >= m[f"{key}.bacc_ci_low"]
         assert max(m[f"{lang}.k3.direct_cal.pred.{x}"] for x in
                    ("ambivalent", "positive", "negative", "neutral")) == 8
     assert m["languages_above_chance"] == 0 and m["k_gain"] == 0
