@@ -246,3 +246,11 @@ def test_baseline_shots_and_foreign_shots_through_evaluate(bigbench_dir: Path,
     with pytest.raises(HarnessError, match="itself"):
         Evaluate(Evaluate.Params(shots=2, shots_from="simple_arithmetic_json_multiple_choice")
                  ).run(ctx, task, DummyLM())
+
+
+@pytest.mark.realdata
+def test_answer_key_leak_scores_every_query_right(bigbench_dir: Path, tmp_path: Path) -> None:
+    task = load_task(bigbench_dir / "tasks" / "intent_recognition", max_examples=30)
+    rows = Evaluate(Evaluate.Params(shots=3, leak_answer_key=True)).run(
+        RunContext(seed=0, work_dir=tmp_path), task, DummyLM())["examples"]
+    assert len(rows) == 30 and all(r["correct"] == 1.0 for r in rows)

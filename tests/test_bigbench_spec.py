@@ -107,5 +107,5 @@ def test_spec_names_a_control_for_every_claim() -> None:
              for name, ctl in spec.controls.items()}
     assert three["no-context"].ablate_context
     assert three["foreign-shots"].shots_from == "emoji_movie"
-    assert three["leaked-answer"].leak_query
+    assert three["answer-key"].leak_answer_key
     assert spec.points[0].methods["three_shot"].params.baseline_shots == 0

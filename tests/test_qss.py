@@ -541,6 +541,22 @@ def test_tabular_claim_fails_with_random_next_state_choice(tmp_path: Path) -> No
 
 
 @pytest.mark.slow
+def test_observation_spec_with_controls_every_claim_falsified(tmp_path: Path) -> None:
+    spec = ROOT / "specs" / "qss-observation.yaml"
+    res = run_harness("run", str(spec), "--controls", "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res
+    summary = load_summary(tmp_path / "out")
+    assert {c["id"]: c["status"] for c in summary["claims"]} == {
+        "lfo-reaches": "PASS", "lfo-vs-qsa": "PASS", "lfo-vs-bco": "PASS"}
+    table = {c["name"]: c["claims"] for c in summary["controls"]["controls"]}
+    assert table["qsa-as-qss"] == {"lfo-reaches": "FAIL", "lfo-vs-qsa": "FAIL",
+                                   "lfo-vs-bco": "FAIL"}
+    assert table["observations-ignored"]["lfo-vs-qsa"] == "FAIL"
+    bco = summary["aggregates"]["grid/bco/observer=random"]["final_return"]["mean"]
+    assert bco == -200  # cloning a random policy's observations does not reach the goal
+
+
+@pytest.mark.slow
 def test_pendulum_spec_reduced_and_its_claim_can_fail(tmp_path: Path) -> None:
     small = ["--seeds", "0", "--set", "methods.d3g.steps=600", "--set",
              "methods.d3g.eval_every=300", "--set", "methods.d3g.eval_episodes=2",

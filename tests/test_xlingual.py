@@ -264,12 +264,26 @@ def test_spec_runs_small_and_its_blind_control_fails(tmp_path: Path) -> None:
     out = tmp_path / "blind"
     res = run_harness("run", str(SPECS / "xlingual-icl.yaml"), "--out", str(out), *small,
                       "--set", "methods.icl.query=content_free", env=env)
-    assert res.returncode == 1, res  # its claims fail
+    assert res.returncode == 0, res  # its claims fail, as their xfail marks expect
     m = load_summary(out)["cells"][0]["metrics"]
     for lang in ("en", "de", "ja"):
         key = f"{lang}.k3.direct_cal"
-        assert m[f"{key}.balanced_accuracy"] == m[f"{key}.chance"] == m[f"{key}.bacc_ci_low"]
+        assert m[f"{key}.balanced_accuracy"] == m[f"{key}.chance"] >= m[f"{key}.bacc_ci_low"]
         assert max(m[f"{lang}.k3.direct_cal.pred.{x}"] for x in
                    ("ambivalent", "positive", "negative", "neutral")) == 8
     assert m["languages_above_chance"] == 0 and m["k_gain"] == 0
-    assert not any(row["passed"] for c in load_summary(out)["claims"] for row in c["groups"])
+    claims = load_summary(out)["claims"]
+    assert [c["status"] for c in claims] == ["XFAIL"] * 3
+    assert not any(row["passed"] for c in claims for row in c["groups"])
+
+
+def test_report_table_and_plot() -> None:
+    from harness_adapters.xlingual import report
+    table = [{"group": "g", "language": lang, "k": k, "rule": "direct_cal", "accuracy": 0.4,
+              "balanced_accuracy": 0.45, "bacc_ci_low": 0.3, "bacc_ci_high": 0.6,
+              "majority_rate": 0.54, "chance": 1 / 3, "pred.positive": 30.0, "seeds": 3}
+             for lang in ("en", "de") for k in (0, 3)]
+    html = report.render_table(table)
+    assert "[0.30, 0.60]" in html and "positive 30" in html and html.count("<tr>") == 5
+    assert report.plot(table, "direct_cal").startswith('<img src="data:image/png;base64,')
+    assert report.section({"adapters": []}, "/nonexistent") == []

@@ -31,7 +31,8 @@ Ablations (each breaks the method on purpose, for the spec's controls):
 the choice); ``shots_from: <task>`` draws the shots from another task's examples
 (formatted with that task's own prefixes; same random draws); ``leak_query: true``
 replaces the last shot by the query itself with its answer (a shot pool that fails to
-exclude the query, at its worst).
+exclude the query, at its worst); ``leak_answer_key: true`` reads the choices' scores off
+the answer key (``target_scores``) instead of the model, a scorer that leaks the labels.
 """
 
 from __future__ import annotations
@@ -121,6 +122,9 @@ class Evaluate(Method):
                                        "this other BIG-bench task (name or path)")
         leak_query: bool = Field(False, description="ablation: the last shot is the query "
                                  "itself with its answer (a leaking shot pool)")
+        leak_answer_key: bool = Field(False, description="ablation: the choices' scores "
+                                      "are read off the answer key (target_scores) instead "
+                                      "of the model")
 
     def run(self, ctx: RunContext, data: JsonTask, model: LanguageModel) -> dict[str, Any]:
         if not isinstance(data, JsonTask):
@@ -171,7 +175,11 @@ class Evaluate(Method):
         prompts = leaf.prompts(samples)
         contexts = [""] * len(prompts) if self.params.ablate_context else prompts
         t0 = time.perf_counter()
-        absolute = model.loglikelihood(contexts, [s["choice"] for s in samples])
+        if self.params.leak_answer_key:  # the best-scored choices get all the mass
+            absolute = [[0.0 if s["target_scores"][c] == max(s["target_scores"].values())
+                         else -1e4 for c in s["choice"]] for s in samples]
+        else:
+            absolute = model.loglikelihood(contexts, [s["choice"] for s in samples])
         timing["score_s"] += time.perf_counter() - t0
         timing["multiple_choice_examples"] += len(samples)
         for s, lp in zip(samples, absolute, strict=True):

@@ -2,9 +2,11 @@
 majority rate and the per-label prediction counts, per (language, k, rule), plus the
 summary numbers the claims use.
 
-Names: ``<language>.k<k>.<rule>.<stat>`` with stat ``accuracy``, ``balanced_accuracy``,
-``bacc_ci_low``, ``bacc_ci_high``, ``majority_rate`` (share of the most frequent gold
-label among the queries) and ``pred.<label>`` (how often the rule predicted it).
+By default only the claims' ``rule`` is reported (``rules: all`` adds every rule; the
+report's table always shows all). Names: ``<language>.k<k>.<rule>.<stat>`` with stat
+``accuracy``, ``balanced_accuracy``, ``bacc_ci_low``, ``bacc_ci_high``, ``majority_rate``
+(share of the most frequent gold label among the queries), ``chance`` and
+``pred.<label>`` (how often the rule predicted it).
 
 Balanced accuracy is the mean recall over the gold labels present among the queries, so
 any constant predictor scores 1/(labels present) (multiemo: 1/3, "neutral" never occurs).
@@ -12,10 +14,11 @@ Its interval is a percentile bootstrap over queries (``n_boot`` resamples from t
 context). Chance is 1/(labels present).
 
 Summary for the fixed ``rule`` at ``shots`` (the claims' method, chosen before running):
-``source_bacc_ci_low``; ``languages_above_chance`` (non-source languages whose lower bound
-is above chance); ``k_gain``: mean over the languages where either ``shots`` or
-``base_shots`` clears chance of the paired difference of balanced accuracy (0 when none
-does) and ``k_gain_languages`` their number.
+``source_bacc_ci_low`` and ``source_margin`` (that bound minus chance);
+``languages_above_chance`` (non-source languages whose lower bound is above chance);
+``k_gain``: mean over the languages where either ``shots`` or ``base_shots`` clears
+chance of the paired difference of balanced accuracy (0 when none does) and
+``k_gain_languages`` their number.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ import numpy as np
 from pydantic import Field
 
 from harness import CellResult, HarnessError, Metric, Params, RunContext
+
+#: a lower bound must exceed chance by more than float noise (a constant predictor's
+#: bound equals chance exactly)
+EPS = 1e-9
 
 
 def balanced_accuracy(gold: np.ndarray, pred: np.ndarray, n_labels: int) -> float:
@@ -89,14 +96,15 @@ def summary(t: dict[str, float], languages: list[str], source: str, rule: str, s
                                f"shots {base} and {shots} with the rule {rule!r}")
         return t[key]
 
-    above = [x for x in languages if x != source
-             and get(x, shots, "bacc_ci_low") > get(x, shots, "chance")]
-    cleared = [x for x in languages
-               if get(x, shots, "bacc_ci_low") > get(x, shots, "chance")
-               or get(x, base, "bacc_ci_low") > get(x, base, "chance")]
+    def clears(lang: str, k: int) -> bool:
+        return get(lang, k, "bacc_ci_low") > get(lang, k, "chance") + EPS
+
+    above = [x for x in languages if x != source and clears(x, shots)]
+    cleared = [x for x in languages if clears(x, shots) or clears(x, base)]
     gains = [get(x, shots, "balanced_accuracy") - get(x, base, "balanced_accuracy")
              for x in cleared]
     return {"source_bacc_ci_low": get(source, shots, "bacc_ci_low"),
+            "source_margin": get(source, shots, "bacc_ci_low") - get(source, shots, "chance"),
             "source_balanced_accuracy": get(source, shots, "balanced_accuracy"),
             "languages_above_chance": float(len(above)),
             "k_gain": float(np.mean(gains)) if gains else 0.0,
