@@ -69,7 +69,8 @@ class Benchmark(Method):
         if "correction" not in type(base).model_fields:
             raise HarnessError(f"training method {p.training.use!r} takes no correction",
                                hint="use torch/train-classifier")
-        keep = [p.baseline, *([p.oracle] if p.oracle else []), *(p.only or p.corrections)]
+        keep = [p.baseline, *([p.oracle] if p.oracle else []),
+                *(p.only if p.only is not None else p.corrections)]
         names = [n for n in p.corrections if n in keep]
         runs: dict[str, Any] = {}
         seconds: dict[str, float] = {}
