@@ -143,6 +143,7 @@ class TVN(ScreenCorrection):
     CORAL per experiment; then a refitted linear head."""
 
     name = "rxrx1/tvn"
+    version = "2"  # control scaling fixed: cells from version 1 are re-run
     Params = TVNParams
     transductive = True
 
