@@ -276,5 +276,5 @@ def test_identity_matrix_breaks_the_spring_claim_through_the_cli(tmp_path: Path)
     spring = _claim(summary, "spring: baseline energy MSE")
     assert not spring["passed"]
     assert spring["groups"][0]["per_seed"]["0"]["value"] < 10
-    assert "FAIL spring: baseline energy MSE" in res.stdout
+    assert f"FAIL [{spring['id']}] spring: baseline energy MSE" in res.stdout
     json.dumps(summary)  # the summary stays JSON
