@@ -201,9 +201,9 @@ def cmd_schema(args: argparse.Namespace, out: Console, err: Console) -> int:
 def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .report import print_summary
     from .results import ResultsDir
-    summary = ResultsDir(Path(args.dir)).summary()
     if getattr(args, "controls", False):
         return cmd_controls(args, out, err)
+    summary = ResultsDir(Path(args.dir)).summary()
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import RunPlan, make_plan
+from .spec import Spec
 
 CONTROLS_DIR = "controls"
 
@@ -88,8 +89,7 @@ def control_entries(plan: RunPlan) -> list[dict[str, Any]]:
             for c in plan.spec.model.controls]
 
 
-def unnamed_claims(plan_or_spec: Any) -> list[str]:
+def unnamed_claims(spec: Spec) -> list[str]:
     """Claim ids that no control's ``must_fail`` names (``validate --strict`` fails on them)."""
-    spec = getattr(plan_or_spec, "spec", plan_or_spec)
     named = {cid for c in spec.model.controls for cid in c.must_fail}
     return [cid for cid in spec.claim_ids if cid not in named]
