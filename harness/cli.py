@@ -101,11 +101,11 @@ class RunProgress:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from .claims import claims_ok
-    from .plan import make_plan
-    from .report import print_summary
-    from .results import ResultsDir
-    from .runner import run_plan
+    if args.timeout is not None:  # the same as --set settings.timeout_s=N (controls too)
+        if not args.timeout > 0 or args.timeout == float("inf"):
+            raise HarnessError(f"--timeout takes a positive number of seconds, got "
+                               f"{args.timeout!r}", hint="e.g. --timeout 600")
+        args.set = [*(args.set or []), f"settings.timeout_s={args.timeout!r}"]
     registry = _registry(args)
     spec = _load(args, registry)
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
@@ -120,11 +120,23 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise HarnessError(f"{args.spec}: the spec has no `controls:`",
                            hint="add controls (docs/controls.md) or run without --controls")
     err.print(_plugins_line(registry), highlight=False)
+    from .lock import locked
+    with locked(out_dir, wait=args.wait):
+        return _run_locked(args, spec, out_dir, executor, registry, out, err)
+
+
+def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, executor: Any,
+                registry: Registry, out: Console, err: Console) -> int:
+    from .claims import claims_ok
+    from .plan import make_plan
+    from .report import print_summary
+    from .results import ResultsDir
+    from .runner import run_plan
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
-                          hook=registry.pm.hook)
+                          hook=registry.hooks)
     summary = report.summary
     code = report.exit_code
     if args.controls:
@@ -133,7 +145,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         for cname, cplan in plan_controls(plan, cache, args.force).items():
             with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
                 reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
-                                          hook=registry.pm.hook)
+                                          hook=registry.hooks)
         table = falsification(summary, control_entries(plan),
                               {n: r.summary for n, r in reports.items()})
         summary["controls"] = table
@@ -229,7 +241,7 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
     registry = _registry(args)
     out_dir = Path(args.dir)
     summary = ResultsDir(out_dir).summary()
-    sections = [s for group in registry.pm.hook.harness_report_sections(
+    sections = [s for group in registry.hooks.harness_report_sections(
         summary=summary, out_dir=str(out_dir)) for s in (group or [])]
     print_summary(summary, out)
     for title, _ in sections:
@@ -286,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a cell running longer and record it as failed (overrides "
+                   "settings.timeout_s; cells then run in worker processes)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another run is writing to --out, wait for it instead of exiting 2")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
