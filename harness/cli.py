@@ -132,8 +132,10 @@ def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, executor: An
     from .report import print_summary
     from .results import ResultsDir
     from .runner import run_plan
+    from .trust import require_trust
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force)
+    require_trust(plan.cells, args.trust_code, args.spec)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
                           hook=registry.hooks)
@@ -142,7 +144,10 @@ def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, executor: An
     if args.controls:
         from .controls import control_entries, falsification, plan_controls
         reports = {}
-        for cname, cplan in plan_controls(plan, cache, args.force).items():
+        cplans = plan_controls(plan, cache, args.force)
+        require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
+                      args.spec)
+        for cname, cplan in cplans.items():
             with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
                 reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
                                           hook=registry.hooks)
@@ -254,10 +259,13 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .verify import verify
     rows = verify(Path(args.dir), _registry(args), default_cache(),
-                  on_cell=lambda name: err.print(f"re-ran {name}", highlight=False))
+                  on_cell=lambda name: err.print(f"re-ran {name}", highlight=False),
+                  spec=args.spec, trust_code=args.trust_code)
     bad = [r for r in rows if not r["identical"]]
     for r in rows:
-        if r["identical"]:
+        if r["metric"] == "-":
+            out.print(f"NOT RUN    {r['cell']}: {r['error']}", highlight=False)
+        elif r["identical"]:
             out.print(f"identical  {r['cell']}  {r['metric']} = {r['recorded']}", highlight=False)
         else:
             out.print(f"DIFFERENT  {r['cell']}  {r['metric']}: recorded {r['recorded']}, "
@@ -301,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop a cell running longer and record it as failed (overrides "
                    "settings.timeout_s; cells then run in worker processes)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow adapters to run code the spec names (e.g. evaluate/metric "
+                   "path: DIR)")
     p.add_argument("--wait", action="store_true",
                    help="if another run is writing to --out, wait for it instead of exiting 2")
     p.set_defaults(func=cmd_run)
@@ -328,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
                              ("verify", cmd_verify, "re-execute every cell and compare metrics")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="results folder")
+        if name == "verify":
+            p.add_argument("--spec", help="the spec the folder was run from (default: the "
+                           "summary's spec_source, if unchanged)")
+            p.add_argument("--trust-code", action="store_true",
+                           help="allow adapters to run code the cells name")
         if name == "show":
             p.add_argument("--json", action="store_true")
             p.add_argument("--controls", action="store_true",

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .claims import format_claim_row
+from .results import artifact_pngs, atomic_write_text
 
 
 def _num(v: Any) -> str:
@@ -188,8 +189,7 @@ def write_html(summary: dict[str, Any], out_dir: Path,
         parts.append(f"<h2>{esc(title)}</h2>{section}")
     parts.append("<h2>Artifacts</h2>")
     for cell in summary["cells"]:
-        art = out_dir / "cells" / cell["id"] / "artifacts"
-        pngs = sorted(art.glob("*.png")) if art.is_dir() else []
+        pngs = artifact_pngs(out_dir, cell.get("id"))
         if pngs:
             parts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}"
@@ -201,5 +201,5 @@ def write_html(summary: dict[str, Any], out_dir: Path,
             f"<script type='application/json' id='summary'>"
             f"{esc(json.dumps(summary['aggregates']))}</script></body></html>")
     path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path

@@ -23,12 +23,12 @@ from . import datacache
 from .adapter import CellResult
 from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
-from .errors import HarnessError
+from .errors import HarnessError, ResultsError
 from .fingerprint import SCHEME_VERSION, cell_identity
 from .lock import locked
 from .plan import CellPlan, RunPlan, load_data, make_plan
 from .provenance import apply_determinism, provenance
-from .results import ResultsDir, atomic_write_jsonl
+from .results import ResultsDir, atomic_write_jsonl, safe_cell_id
 from .spec import Spec
 from .stats import summarize
 
@@ -118,7 +118,12 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
     recorded as a failed cell; only a real Ctrl-C of this process ends the run.
     """
     results = ResultsDir(Path(out_root))
+    if not safe_cell_id(plan.cell_id):
+        raise ResultsError(f"unsafe cell id {plan.cell_id!r}: a cell id names one folder "
+                           "under cells/", hint="re-derive the cell from its spec")
     cell_dir = results.cell_dir(plan.cell_id)
+    if cell_dir.is_symlink():  # never follow a link out of the results folder
+        cell_dir.unlink()
     if cell_dir.exists():
         shutil.rmtree(cell_dir / "artifacts", ignore_errors=True)
     flags = apply_determinism(plan.settings["threads"], plan.settings["deterministic"])
@@ -140,7 +145,9 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         ctx = RunContext(seed=plan.seed, device=torch.device(plan.settings["device"]),
                          work_dir=cell_dir / "artifacts", cache_dir=Path(plan.cache_dir),
                          logger=log, progress=progress, label=plan.name,
-                         spec_seed=plan.spec_seed)
+                         spec_seed=plan.spec_seed,
+                         spec_dir=Path(plan.spec_source).resolve().parent
+                         if plan.spec_source else None)
         model = None
         if plan.model is not None:
             t0 = time.perf_counter()
