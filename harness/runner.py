@@ -289,13 +289,23 @@ def _run_plan(plan: RunPlan, executor: Any,
         call_hook(hook, "harness_cell_finished", record=record)
         emit("cell", {"plan": cell, "record": record})
 
+    broken: str | None = None
     with sigint_marks_interrupt():
-        executor.run(todo, str(out_dir), finished, lambda name, label, done_, total:
-                     emit("step", {"cell": name, "label": label, "done": done_, "total": total}))
+        try:
+            executor.run(todo, str(out_dir), finished, lambda name, label, done_, total: emit(
+                "step", {"cell": name, "label": label, "done": done_, "total": total}))
+        except HarnessError:
+            raise
+        except Exception as exc:  # an executor plugin's bug: keep what was recorded
+            broken = (f"executor {getattr(executor, 'name', '?')!r} failed: "
+                      f"{type(exc).__name__}: {exc}")
     # keep the index complete for cells skipped this time
     results.index(r for r in (results.read_record(p.cell_id) for p in done) if r)
     summary = build_summary(plan)
     results.write_summary(summary)
+    if broken is not None:
+        raise HarnessError(broken, hint="the finished cells are recorded and the summary "
+                           "written; run again (e.g. with another --executor) to resume")
     call_hook(hook, "harness_run_finished", summary=summary, out_dir=str(out_dir))
     report.summary = summary
     return report

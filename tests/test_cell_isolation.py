@@ -232,3 +232,23 @@ def test_two_runs_on_one_folder_the_second_exits_2_or_waits(tmp_path: Path,
     assert cli("run", str(spec), "--out", str(out)) == 0
     assert "0 ran, 1 reused" in capsys.readouterr().err
     assert cli("show", str(out)) == 0
+
+
+def test_an_executor_that_raises_keeps_the_records_and_the_summary(tmp_path: Path) -> None:
+    from harness.errors import HarnessError
+    from harness.runner import execute_cell, run_plan
+
+    class Broken:
+        name = "broken"
+
+        def run(self, plans, out_dir, on_done, on_step) -> None:
+            on_done(plans[0], execute_cell(plans[0], out_dir))
+            raise RuntimeError("lost the cluster")
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(spec_text("ex", {"a": "value: 1", "b": "value: 2"}))
+    plan = make_plan(load_spec(spec, get_registry()), tmp_path / "o", tmp_path)
+    with pytest.raises(HarnessError, match="executor 'broken' failed: RuntimeError: lost"):
+        run_plan(plan, executor=Broken())
+    statuses = [c["status"] for c in load_summary(tmp_path / "o")["cells"]]
+    assert statuses == ["ok", "missing"]
