@@ -100,6 +100,7 @@ class _Converter:
         self.source = source
         self.locations: dict[KeyPath, Location] = {}
         self.count = 0
+        self.depth = 0
         self.active: set[int] = set()
 
     def fail(self, message: str, where: Location, path: KeyPath, hint: str | None = None) -> None:
@@ -123,7 +124,11 @@ class _Converter:
         if key in self.active:
             self.fail("recursive alias: this value contains itself", where, path,
                       hint="an alias may not refer to a value that encloses it")
+        if self.depth >= MAX_DEPTH:  # aliases inside aliases nest deeper than the text
+            self.fail(f"the document nests deeper than {MAX_DEPTH} levels (aliases "
+                      "expanded)", where, path, hint="a spec needs a few levels")
         self.active.add(key)
+        self.depth += 1
         try:
             if isinstance(node, yaml.MappingNode):
                 if node.tag != MAP_TAG:
@@ -136,6 +141,7 @@ class _Converter:
             return [self.convert(item, path + (i,), at) for i, item in enumerate(node.value)]
         finally:
             self.active.discard(key)
+            self.depth -= 1
 
     def scalar(self, node: yaml.ScalarNode, path: KeyPath, where: Location) -> Any:
         if has_surrogates(node.value):

@@ -199,6 +199,11 @@ def test_device_must_be_known(tmp_path: Path, value: str) -> None:
         "settings.device", "unknown device")
 
 
+def test_an_adapter_device_param_takes_known_devices_only(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD.replace("{use: torch/mlp, hidden: [4]}", "{use: lm/causal, device: gpu}"),
+        "spec.yaml:6", "models.mlp.device", "unknown device")
+
+
 @pytest.mark.parametrize("flag", ["deterministic", "common_random_numbers"])
 def test_settings_flags_are_real_booleans(tmp_path: Path, flag: str) -> None:
     bad(tmp_path, GOOD + f"settings: {{{flag}: 'yes'}}\n", f"settings.{flag}", "boolean")
