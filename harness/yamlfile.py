@@ -39,6 +39,7 @@ class Located:
 
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_EXTENDED_FILES = 64  # files one spec may load through `extends:` (diamonds count twice)
 
 
 def parse_yaml(text: str, source: str) -> Located:
@@ -139,8 +140,15 @@ def _read_extended(path: Path, at: Location | None) -> Located:
 
 
 def load_with_extends(path: Path, _chain: tuple[Path, ...] = (),
-                      _at: Location | None = None) -> Located:
+                      _at: Location | None = None, _budget: list[int] | None = None) -> Located:
     """Load a spec file and the files it ``extends:``, deep-merged, cycles reported."""
+    budget = _budget if _budget is not None else [MAX_EXTENDED_FILES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(f"`extends` loads more than {MAX_EXTENDED_FILES} files",
+                        location=_at, path="extends",
+                        hint="a file extended many times (directly or through others) "
+                        "counts each time; extend fewer files")
     if _exists(path):
         path = path.resolve()
     if path in _chain:
@@ -168,7 +176,7 @@ def load_with_extends(path: Path, _chain: tuple[Path, ...] = (),
             raise SpecError(f"extended file {parent!r} not found (looked at {parent_path})",
                             location=where, path="extends",
                             hint="paths in `extends` are relative to the extending file")
-        base = load_with_extends(parent_path, (*_chain, path), where)
+        base = load_with_extends(parent_path, (*_chain, path), where, budget)
         data = deep_merge(data, base.data)
         locations.update(base.locations)
     data = deep_merge(data, doc.data)

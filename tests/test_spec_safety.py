@@ -414,3 +414,15 @@ def test_full_disk_mid_run_exits_1_and_keeps_finished_cells(tmp_path: Path, monk
     monkeypatch.setattr(results, "atomic_write_text", real)
     code, text = cli("run", _spec(tmp_path), "--out", str(out))  # resumes, the first is kept
     assert code == 0 and "1 ran, 1 reused" in text, text
+
+
+def test_extends_fan_out_is_bounded(tmp_path: Path) -> None:
+    # each file extends the next one 10 times: 10^6 loads without a bound
+    for i in range(6):
+        (tmp_path / f"f{i}.yaml").write_text(
+            f"name: f{i}\nextends: [{', '.join([f'f{i + 1}.yaml'] * 10)}]\n")
+    (tmp_path / "f6.yaml").write_text("name: last\nmethods: {t: torch/train-classifier}\n")
+    start = time.process_time()
+    code, out = cli("validate", str(tmp_path / "f0.yaml"))
+    assert code == 2 and "more than 64 files" in out and "Traceback" not in out, out
+    assert time.process_time() - start < 10
