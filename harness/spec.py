@@ -315,7 +315,9 @@ def _resolve_points(doc: Located, model: SpecModel, registry: Registry,
                                         location=doc.where(("sweep", key)),
                                         path=f"sweep.{key}", hint=exc.hint))
                 continue
-            point_doc.locations[tuple(parse_path(key))] = doc.where(("sweep", key))
+            index = next((j for j, v in enumerate(model.sweep[key]) if v is value), None)
+            point_doc.locations[tuple(parse_path(key))] = doc.where(  # the value's own line
+                ("sweep", key) if index is None else ("sweep", key, index))
         resolver = Resolver(registry, point_doc, data)
         sections = {sec: {name: resolver.top_level(sec, name) for name in data.get(sec, {})}
                     for sec in ("datasets", "models", "methods")}

@@ -426,3 +426,13 @@ def test_extends_fan_out_is_bounded(tmp_path: Path) -> None:
     code, out = cli("validate", str(tmp_path / "f0.yaml"))
     assert code == 2 and "more than 64 files" in out and "Traceback" not in out, out
     assert time.process_time() - start < 10
+
+
+def test_a_bad_sweep_value_names_its_own_line(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD + "sweep:\n  methods.train.steps:\n    - 1\n    - many\n",
+        "spec.yaml:13", "valid integer")
+
+
+def test_sweep_values_that_name_one_point_are_an_error(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD + "sweep:\n  methods.train.steps: [1, '1']\n", "spec.yaml:10",
+        "same name 'steps=1'")
