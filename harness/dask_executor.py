@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import queue
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -154,6 +155,18 @@ def _describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _overdue(pending: dict[str, tuple[Any, CellPlan]],
+             running: dict[str, tuple[float, dict[str, Any]]]) -> list[str]:
+    """Keys of running cells past their plan's ``timeout_s`` (settings.timeout_s)."""
+    now = time.monotonic()
+    out = []
+    for key, (started, _) in running.items():
+        limit = getattr(pending[key][1], "timeout_s", None) if key in pending else None
+        if limit is not None and now - started > limit:
+            out.append(key)
+    return out
+
+
 def _step_label(info: dict[str, Any]) -> str:
     worker = info.get("where") or {}
     where = f"{worker.get('host', '?')} pid {worker.get('pid', '?')}"
@@ -194,30 +207,39 @@ class DaskExecutor(Executor):
 
         client.subscribe_topic(TOPIC, on_event)
         pending: dict[str, tuple[Any, CellPlan]] = {}
+        keys: dict[str, str] = {}  # cell name -> future key
+        running: dict[str, tuple[float, dict[str, Any]]] = {}  # key -> (started, worker)
         try:
             for i, plan in enumerate(plans):
                 future = client.submit(run_cell_task, pickle.dumps(plan), needed, max_bytes,
                                        run_id, key=f"cell-{plan.cell_id}-{run_id}-{i}",
                                        pure=False)
                 pending[future.key] = (future, plan)
+                keys[plan.name] = future.key
                 on_step(plan.name, "queued", 0, None)
                 future.add_done_callback(lambda f: events.put(("done", f)))
             while pending:
                 try:
                     kind, item = events.get(timeout=1.0)
                 except queue.Empty:
-                    continue
+                    kind, item = "tick", None
                 if kind == "step":
+                    key = keys.get(item["cell"], "")
+                    if item.get("label") == "start" and key in pending:
+                        running[key] = (time.monotonic(), item.get("where") or {})
                     on_step(item["cell"], _step_label(item), item.get("done", 0),
                             item.get("total"))
-                    continue
-                entry = pending.pop(item.key, None)
-                if entry is None:
-                    continue
-                future, plan = entry
-                record = self._record(future, plan, results, max_bytes)
-                future.release()
-                on_done(plan, record)
+                elif kind == "done" and item.key in pending:
+                    future, plan = pending.pop(item.key)
+                    running.pop(item.key, None)
+                    record = self._record(future, plan, results, max_bytes)
+                    future.release()
+                    on_done(plan, record)
+                for key in _overdue(pending, running):
+                    future, plan = pending.pop(key)
+                    record = self._time_out(client, future, plan, running.pop(key)[1],
+                                            results)
+                    on_done(plan, record)
         finally:
             for future, _ in pending.values():
                 future.cancel()
@@ -225,6 +247,32 @@ class DaskExecutor(Executor):
                 client.unsubscribe_topic(TOPIC)
             except Exception:  # the client may be closing already
                 pass
+
+    @staticmethod
+    def _time_out(client: Any, future: Any, plan: CellPlan, where: dict[str, Any],
+                  results: ResultsDir) -> dict[str, Any]:
+        """Record a cell past its ``timeout_s`` as failed; cancel it and restart its worker
+        (a running task cannot be stopped inside its process)."""
+        future.cancel()
+        address = where.get("address")
+        status = "not restarted: unknown address"
+        if address:
+            try:  # the scheduler's restart_workers, without waiting for the same address
+                # to come back (a restarted worker listens on a new port)
+                out = client.sync(client.scheduler.restart_workers, workers=[address],
+                                  timeout=30, wait_for_workers=False, on_error="return",
+                                  stimulus_id=f"harness-timeout-{time.time()}")
+                status = str(out.get(address))
+            except Exception as exc:  # an older scheduler, or the worker is gone already
+                status = f"not restarted: {type(exc).__name__}: {exc}"
+        limit = getattr(plan, "timeout_s", None) or 0.0
+        record = failed_record(
+            plan, f"timed out after {limit:g} s (settings.timeout_s / --timeout) on "
+            f"{where.get('host', '?')} pid {where.get('pid', '?')}; its worker was restarted "
+            f"({status})", user=False, worker=where)
+        record["error"]["type"] = "CellTimeout"
+        write_cell(results, plan, record, {})
+        return record
 
     @staticmethod
     def _record(future: Any, plan: CellPlan, results: ResultsDir,
