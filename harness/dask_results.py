@@ -16,8 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import datacache
 from .fingerprint import SCHEME_VERSION
-from .plan import CellPlan
+from .plan import CellPlan, load_data
 from .provenance import git_state, package_versions
 from .results import ResultsDir
 
@@ -106,11 +107,26 @@ def accept_result(plan: CellPlan, payload: dict[str, Any], max_bytes: int) -> tu
     fp = record.get("data_fingerprint")
     if (record.get("status") == "ok" and plan.data_fingerprint not in ("", "unloadable")
             and fp != plan.data_fingerprint):
-        _fail(record, f"the worker on {where} loaded different data for this cell "
-              f"(fingerprint {fp}, here {plan.data_fingerprint}): its dataset files or "
-              "package versions differ from this machine's", user=True)
-        files = {}
+        here = _fingerprint_here(plan)
+        if here == fp:  # this machine's disk-cached fingerprint was stale; the worker
+            # recomputed the record's identity as an in-process run does
+            if plan.dataset is not None:
+                datacache.store_fingerprint(plan.dataset, plan.data_seed,
+                                            Path(plan.cache_dir), here)
+        else:
+            _fail(record, f"the worker on {where} loaded different data for this cell "
+                  f"(fingerprint {fp}, here {here}): its dataset files or package versions "
+                  "differ from this machine's", user=True)
+            files = {}
     return record, files
+
+
+def _fingerprint_here(plan: CellPlan) -> str:
+    """The cell's data fingerprint loaded on this machine (not from the disk cache)."""
+    try:
+        return load_data(plan)[1]
+    except Exception:  # unloadable here: it cannot be compared
+        return "unloadable"
 
 
 def _is_safe(rel: str) -> bool:
