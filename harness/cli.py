@@ -104,6 +104,7 @@ class RunProgress:
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .claims import claims_ok
+    from .outdir import check_out_dir
     from .plan import make_plan
     from .report import print_summary
     from .results import ResultsDir
@@ -125,6 +126,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.controls and not spec.model.controls:
         raise HarnessError(f"{args.spec}: the spec has no `controls:`",
                            hint="add controls (docs/controls.md) or run without --controls")
+    check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force)
@@ -356,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder: outside every cell's own try
+        from .outdir import os_error_message
+        message, hint, code = os_error_message(exc)
+        err.print(Text("error: ", style="bold red") + Text(f"{message}\n  hint: {hint}"),
+                  soft_wrap=True)
+        return code
 
 
 def entry() -> None:
