@@ -4,7 +4,8 @@ An import that raises (``SystemExit`` included) is caught in this process. An im
 that calls ``os._exit`` or never returns cannot be: it would end or freeze every
 command. So the first time an entry point of a distribution is seen (keyed by entry
 point, distribution name, version and location), it is imported in a child process with
-a time limit (``HARNESS_PLUGIN_IMPORT_TIMEOUT``, default 30 s); one that exits there
+a time limit (``HARNESS_PLUGIN_IMPORT_TIMEOUT``, default 30 s; an import still using CPU
+at the limit is slow, not hung, and gets up to 3x the limit); one that exits there
 without finishing, dies or hangs is skipped with a warning naming it, and the verdict is
 remembered in ``<cache>/plugin-probes.json`` until the distribution changes. Entry
 points of the harness's own distribution are not probed.
@@ -88,6 +89,15 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
+def _cpu_ticks(pid: int) -> int | None:
+    """CPU time used by ``pid`` so far (Linux /proc), None where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def probe(entries: list[tuple[metadata.EntryPoint, str, str]]) -> dict[str, str | None]:
     """Import each entry point in its own child process, all at once; per key, None when
     the import finished (or raised), else why it is unsafe."""
@@ -113,9 +123,17 @@ def probe(entries: list[tuple[metadata.EntryPoint, str, str]]) -> dict[str, str 
                 proc.stdin.write(path_line)
                 proc.stdin.close()
             procs[key] = (proc, out)
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and any(p.poll() is None for p, _ in procs.values()):
+        start = time.monotonic()
+        while time.monotonic() < start + limit and any(
+                p.poll() is None for p, _ in procs.values()):
             time.sleep(0.02)
+        # past the limit, an import still using CPU is slow (a loaded machine), not hung:
+        # it gets up to 3x the limit while it keeps making progress
+        last = {k: _cpu_ticks(p.pid) for k, (p, _) in procs.items() if p.poll() is None}
+        while last and time.monotonic() < start + 3 * limit:
+            time.sleep(0.5)
+            now = {k: _cpu_ticks(procs[k][0].pid) for k in last if procs[k][0].poll() is None}
+            last = {k: t for k, t in now.items() if t is not None and t != last.get(k)}
         for key, (proc, out) in procs.items():
             if proc.poll() is None:
                 _kill(proc)

@@ -62,7 +62,7 @@ def test_every_faulty_plugin_is_named_and_skipped(site) -> None:
     reg, messages = load()
     assert time.monotonic() - t0 < 60
     for name, reason in IMPORT_FAULTS.items():
-        assert name in reg.broken, name
+        assert name in reg.broken, (name, sorted(reg.broken))
         assert reason in reg.broken[name], (name, reg.broken[name])
         assert any(f"plugin {name!r} (package harness-faults 0.1.0" in m for m in messages), name
     assert "fault/extra" not in reg.names()  # a skipped plugin adds nothing
