@@ -436,3 +436,14 @@ def test_a_bad_sweep_value_names_its_own_line(tmp_path: Path) -> None:
 def test_sweep_values_that_name_one_point_are_an_error(tmp_path: Path) -> None:
     bad(tmp_path, GOOD + "sweep:\n  methods.train.steps: [1, '1']\n", "spec.yaml:10",
         "same name 'steps=1'")
+
+
+def test_a_spec_path_with_undecodable_bytes(tmp_path: Path) -> None:
+    name = os.fsdecode(b"sp\xffec.yaml")  # as argv hands it over (surrogateescape)
+    try:
+        (tmp_path / name).write_text(GOOD)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses such names")
+    code, out = cli("validate", str(tmp_path / name))
+    assert code == 2 and "not valid UTF-8" in out and "Traceback" not in out, out
+    out.encode("utf-8")
