@@ -447,3 +447,8 @@ def test_a_spec_path_with_undecodable_bytes(tmp_path: Path) -> None:
     code, out = cli("validate", str(tmp_path / name))
     assert code == 2 and "not valid UTF-8" in out and "Traceback" not in out, out
     out.encode("utf-8")
+
+
+def test_no_cells_names_the_filter_key(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD + "cells:\n  exclude: []\n  only:\n    - {model: nothing}\n",
+        "spec.yaml:12", "cells.only", "no cells")
