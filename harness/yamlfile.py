@@ -38,7 +38,7 @@ class Located:
         return self.locations.get((), Location(self.source))
 
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024
 MAX_EXTENDED_FILES = 64  # files one spec may load through `extends:` (diamonds count twice)
 
 
