@@ -347,9 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except OSError as exc:  # a full disk, a read-only folder: outside every cell's own try
-        from .outdir import os_error_message
-        message, hint, code = os_error_message(exc)
+    except Exception as exc:  # a full disk, a read-only folder: outside every cell's own try
+        from .outdir import storage_error
+        found = storage_error(exc)
+        if found is None:
+            raise
+        message, hint, code = found
         err.print(Text("error: ", style="bold red") + Text(f"{message}\n  hint: {hint}"),
                   soft_wrap=True)
         return code

@@ -457,3 +457,17 @@ def test_no_cells_names_the_filter_key(tmp_path: Path) -> None:
 def test_a_huge_flat_list_is_refused_while_composing(tmp_path: Path) -> None:
     bad(tmp_path, GOOD + "x-big: [" + ",".join(["0"] * 120_000) + "]\n", "spec.yaml:10",
         "more than 100000 values")
+
+
+@pytest.mark.slow
+def test_full_disk_in_the_sqlite_index_exits_1(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    import harness.results as results
+
+    def full(self, records) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(results.ResultsDir, "index", full)
+    code, text = cli("run", _spec(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 1 and "disk is full" in text and "Traceback" not in text, text
+    assert list((tmp_path / "out" / "cells").glob("*/record.json"))  # the record is kept
