@@ -90,8 +90,10 @@ class RunProgress:
             cpu = timings.get("cpu_s", 0.0)
             mark = ("ok" if rec["status"] == "ok"
                     else f"FAILED: {rec['error']['message'].splitlines()[0]}")
+            worker = rec.get("worker")
+            where = f" on {worker.get('host')} pid {worker.get('pid')}" if worker else ""
             self.console.print(f"[{self.n}/{self.total}] {info['plan'].name} {mark} "
-                               f"({took:.1f}s, cpu {cpu:.1f}s)")
+                               f"({took:.1f}s, cpu {cpu:.1f}s{where})")
             if self.bar is not None:
                 self.bar.update(self.cells, completed=self.n)
         elif kind == "step" and self.bar is not None:
@@ -112,11 +114,15 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
     executors = registry.executors()
     jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
-    name = args.executor or ("pool" if jobs > 1 else "inprocess")
+    address = args.dask_address
+    name = args.executor or ("dask" if address else "pool" if jobs > 1 else "inprocess")
     if name not in executors:
         raise HarnessError(f"unknown executor {name!r}",
                            hint="available: " + ", ".join(sorted(executors)))
-    executor = executors[name](jobs=jobs)
+    if address and name != "dask":
+        raise HarnessError(f"--dask-address is for the dask executor, not {name!r}",
+                           hint="use --executor dask, or drop --dask-address")
+    executor = executors[name](jobs=jobs, **({"address": address} if address else {}))
     if args.controls and not spec.model.controls:
         raise HarnessError(f"{args.spec}: the spec has no `controls:`",
                            hint="add controls (docs/controls.md) or run without --controls")
@@ -283,8 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default results/<spec name>)")
     p.add_argument("--force", action="store_true", help="re-run cells that are already done")
     p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes (pool executor); default: the spec's settings.jobs")
-    p.add_argument("--executor", help="executor plugin name (inprocess, pool, ...)")
+                   help="worker processes (pool executor, dask local cluster); default: the "
+                   "spec's settings.jobs")
+    p.add_argument("--executor", help="executor plugin name (inprocess, pool, dask, ...)")
+    p.add_argument("--dask-address", metavar="ADDRESS",
+                   help="scheduler of an existing Dask cluster, e.g. tcp://host:8786 (implies "
+                   "--executor dask; default $HARNESS_DASK_ADDRESS, else a local cluster of "
+                   "--jobs workers); see docs/distributed.md")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
@@ -336,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
+        from .cliargs import check_cli_args
+        check_cli_args(args)
         return int(args.func(args, out, err))
     except HarnessError as exc:
         err.print(Text("error: ", style="bold red") + Text(exc.render()), soft_wrap=True)
