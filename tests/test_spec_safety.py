@@ -450,7 +450,7 @@ def test_a_spec_path_with_undecodable_bytes(tmp_path: Path) -> None:
 
 
 def test_no_cells_names_the_filter_key(tmp_path: Path) -> None:
-    bad(tmp_path, GOOD + "cells:\n  exclude: []\n  only:\n    - {model: nothing}\n",
+    bad(tmp_path, GOOD + "cells:\n  exclude: [{model: mlp}]\n  only:\n    - {model: mlp}\n",
         "spec.yaml:12", "cells.only", "no cells")
 
 
