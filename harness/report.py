@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import json
 from pathlib import Path
@@ -23,41 +24,61 @@ def _num(v: Any) -> str:
     return f"{v:.4g}"
 
 
-def aggregates_table(summary: dict[str, Any], width: int = 200) -> Table:
-    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
-    longest = max((len(g) for g in summary["aggregates"]), default=10)
-    if longest + 22 * len(metrics) > width:  # too wide: one row per group and metric
-        return _long_table(summary)
-    table = Table(title=f"{summary['spec']}: mean ± std over seeds (n)", title_justify="left")
-    table.add_column("group", style="bold")
-    for m in metrics:
-        table.add_column(m, justify="right")
-    for group, ms in sorted(summary["aggregates"].items()):
-        row = [escape(group)]
-        for m in metrics:
-            a = ms.get(m)
-            row.append("" if a is None else f"{_num(a['mean'])} ± {_num(a['std'])} ({a['n']})")
-        table.add_row(*row)
-    return table
+def claimed_metrics(summary: dict[str, Any]) -> list[str]:
+    """The metrics the claims and report rows name, in the spec's order."""
+    out: list[str] = []
+    for item in [*summary.get("claims", []), *summary.get("report", [])]:
+        names = [item.get("metric")] + [r.get("vs_metric") for r in item.get("groups", [])]
+        out += [n for n in names if n and n not in out]
+    return out
 
 
-def _long_table(summary: dict[str, Any]) -> Table:
+def select_metrics(summary: dict[str, Any], pattern: str | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """(metrics to show, metrics left out). Default: the claimed metrics first and only
+    them when the spec has claims; ``pattern`` (comma-separated globs, ``all``) picks."""
+    present = sorted({m for g in summary["aggregates"].values() for m in g})
+    if pattern:
+        globs = ["*" if p.strip() == "all" else p.strip() for p in pattern.split(",")]
+        shown = [m for m in present if any(fnmatch.fnmatchcase(m, g) for g in globs)]
+    else:
+        claimed = [m for m in claimed_metrics(summary) if m in present]
+        shown = claimed or present
+    return shown, [m for m in present if m not in shown]
+
+
+def _std(a: dict[str, Any]) -> str:
+    return "-" if a.get("n", 0) < 2 else _num(a["std"])
+
+
+def aggregates_table(summary: dict[str, Any], metrics: list[str] | None = None) -> Table:
+    """One row per group and metric: the same layout on a terminal and in a pipe."""
+    metrics = metrics if metrics is not None else select_metrics(summary)[0]
     table = Table(title=f"{summary['spec']}: aggregates over seeds", title_justify="left")
     for col, just in (("group", "left"), ("metric", "left"), ("mean", "right"),
                       ("std", "right"), ("95% CI", "right"), ("n", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for group, ms in sorted(summary["aggregates"].items()):
-        for i, (metric, a) in enumerate(sorted(ms.items())):
+        rows = [(m, ms[m]) for m in metrics if m in ms]
+        for i, (metric, a) in enumerate(rows):
             ci = a.get("ci95")
             table.add_row(escape(group) if i == 0 else "", escape(metric), _num(a["mean"]),
-                          _num(a["std"]), f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-",
-                          str(a["n"]), end_section=i == len(ms) - 1)
+                          _std(a), f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-",
+                          str(a["n"]), end_section=i == len(rows) - 1)
     return table
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(summary: dict[str, Any], console: Console | None = None,
+                  metrics: str | None = None) -> None:
+    """Aggregates (the claimed metrics unless ``metrics`` picks), cells that failed, claims,
+    report rows and the falsification table."""
     console = console or Console()
-    console.print(aggregates_table(summary, console.width))
+    shown, hidden = select_metrics(summary, metrics)
+    console.print(aggregates_table(summary, shown))
+    if hidden:
+        console.print(f"{len(hidden)} more metric(s) not shown ({', '.join(hidden[:6])}"
+                      f"{', ...' if len(hidden) > 6 else ''}): --metrics 'PATTERN' or "
+                      "--metrics all shows them", highlight=False)
     failed = [c for c in summary["cells"] if c["status"] != "ok"]
     for cell in failed:
         console.print(f"[red]cell {escape(cell['name'])}: {cell['status']}[/red]"

@@ -1,0 +1,125 @@
+"""``harness describe ADAPTER``: what an adapter is, takes and produces.
+
+Its kind, version, package and plugin, the first paragraph of its docstring, every param
+with its type, default and description (a param that takes a component names its kind
+and the installed adapters of that kind), and for a metric the output names it produces.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+if TYPE_CHECKING:
+    from .registry import Registry
+
+
+def _type_name(annotation: Any) -> str:
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    text = re.sub(r"\b(typing|harness\.adapter|pydantic\.\w+)\.", "", text)
+    return text.replace("NoneType", "None")
+
+
+def _default(field: Any) -> Any:
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        try:
+            value = field.default_factory()
+        except Exception:  # a factory that needs context: say so, do not fail
+            return "(computed)"
+    else:
+        return "(required)"
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_unset=True) or value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [v.model_dump(mode="json", exclude_unset=True) if isinstance(v, BaseModel) else v
+                for v in value]
+    return value
+
+
+def _kind(field: Any) -> str | None:
+    extra = field.json_schema_extra
+    return extra.get("harness_kind") if isinstance(extra, dict) else None
+
+
+def metric_outputs(cls: type) -> dict[str, Any]:
+    """The output names a metric adapter declares, or what can be told without running it."""
+    for attr in ("outputs", "output_names"):
+        declared = getattr(cls, attr, None)
+        if isinstance(declared, (list, tuple, set, frozenset)) and declared:
+            return {"outputs": sorted(str(x) for x in declared), "declared": True}
+        if isinstance(declared, str) and declared:
+            return {"outputs": [declared], "declared": True}
+    default = getattr(cls, "default_name", None)
+    fields = getattr(getattr(cls, "Params", None), "model_fields", {})
+    if default:
+        return {"outputs": [default], "declared": False,
+                "note": "its default name (the `name` param renames it)" if "name" in fields
+                else "its default name"}
+    if "name" in fields and isinstance(fields["name"].default, str) and fields["name"].default:
+        return {"outputs": [fields["name"].default], "declared": False,
+                "note": "the default of its `name` param"}
+    return {"outputs": [], "declared": False,
+            "note": "not declared: the names it returns are known only after a run"}
+
+
+def describe(name: str, registry: Registry) -> dict[str, Any]:
+    """The adapter ``name`` as data (``--json`` prints it)."""
+    cls = registry.get(name)
+    info = registry.adapters[name]
+    doc = inspect.cleandoc(cls.__doc__ or "").split("\n\n")[0].replace("\n", " ")
+    params = []
+    for pname, field in cls.Params.model_fields.items():
+        kind = _kind(field)
+        row: dict[str, Any] = {"name": pname, "type": _type_name(field.annotation),
+                               "default": _default(field),
+                               "description": field.description or ""}
+        if kind:
+            row["component_kind"] = kind
+            row["choices"] = registry.names(kind)
+        params.append(row)
+    out: dict[str, Any] = {"name": name, "kind": info.kind, "version": cls.version,
+                           "package": info.package, "package_version": info.package_version,
+                           "plugin": info.plugin, "module": cls.__module__,
+                           "description": doc, "params": params}
+    if info.kind == "metric":
+        out["produces"] = metric_outputs(cls)
+    return out
+
+
+def print_description(data: dict[str, Any], console: Any) -> None:
+    import json
+
+    from rich.table import Table
+    console.print(f"{data['name']}  ({data['kind']} adapter, version {data['version']})")
+    console.print(f"from {data['package']} {data['package_version']}, plugin "
+                  f"{data['plugin']!r}, module {data['module']}")
+    if data["description"]:
+        console.print(data["description"])
+    if data["params"]:
+        table = Table(title="params", title_justify="left")
+        for col in ("name", "type", "default", "description"):
+            table.add_column(col, overflow="fold")
+        for p in data["params"]:
+            text = p["description"]
+            if "component_kind" in p:
+                choices = ", ".join(p["choices"]) or "none installed"
+                text += f"{' ' if text else ''}[component of kind {p['component_kind']}: {choices}]"
+            table.add_row(str(p["name"]), str(p["type"]),
+                          str(json.dumps(p["default"], default=str)), str(text))
+        console.print(table)
+    else:
+        console.print("params: none")
+    kinds = sorted({p["component_kind"] for p in data["params"] if "component_kind" in p})
+    if kinds:
+        console.print("nested component kinds: " + ", ".join(kinds))
+    produces = data.get("produces")
+    if produces is not None:
+        names = ", ".join(produces["outputs"]) or "-"
+        how = "declared by the adapter" if produces["declared"] else produces.get("note", "")
+        console.print(f"produces metrics: {names} — {how}")
