@@ -8,14 +8,16 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
 from .commands import add_cell_filters, register
 from .errors import HarnessError
-from .registry import PluginWarning, Registry, get_registry
+
+if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --help)
+    from .registry import Registry
 
 DEFAULT_OUT = Path("results")
 
@@ -29,6 +31,7 @@ def default_cache() -> Path:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
+    from .registry import get_registry
     return get_registry(strict=getattr(args, "strict_plugins", False))
 
 
@@ -108,6 +111,8 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .report import print_summary
     from .results import ResultsDir
     from .runner import run_plan
+    if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
+        os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
     spec = _load(args, registry)
     out_dir, cell_filters = plan_inputs(args, spec)
@@ -186,8 +191,8 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_column(col)
     for name in registry.names(kind):
         info = registry.adapters[name]
-        table.add_row(name, info.kind, info.cls.description(),
-                      f"{info.package} {info.package_version} ({info.plugin}) v{info.cls.version}")
+        table.add_row(name, info.kind, info.description,
+                      f"{info.package} {info.package_version} ({info.plugin}) v{info.version}")
     out.print(table)
     for name, reason in registry.broken.items():
         err.print(f"warning: plugin {name!r} not loaded: {reason}", style="yellow")
@@ -293,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run the spec's controls and print the falsification table")
     add_cell_filters(p)
     p.add_argument("--metrics", metavar="PATTERN", help="metrics to print, as in `show`")
+    p.add_argument("--mlflow", metavar="URI", help="log each cell to MLflow at URI (a local "
+                   "folder or a tracking server; same as HARNESS_MLFLOW_URI)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -345,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, highlight=False, markup=False,
                   width=None if sys.stderr.isatty() else 200)
+    from .registry import PluginWarning
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:

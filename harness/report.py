@@ -172,20 +172,73 @@ def _controls_html(table: dict[str, Any]) -> str:
             + (f"<ul class='problems'>{problems}</ul>" if problems else ""))
 
 
-def write_html(summary: dict[str, Any], out_dir: Path,
-               extra_sections: list[tuple[str, str]] | None = None) -> Path:
+_STYLE = """
+*{box-sizing:border-box}
+body{font-family:sans-serif;max-width:1200px;margin:0 auto;padding:0 12px;overflow-wrap:anywhere}
+.scroll{max-width:100%;overflow-x:auto;margin:8px 0}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px;white-space:nowrap}
+td.text{white-space:normal;min-width:16em}
+tr.pass td.status{color:green}tr.fail td.status,tr.xpass td.status{color:#b00}
+tr.xfail td.status{color:#a60}
+figure{display:inline-block;margin:4px;max-width:100%;vertical-align:top}
+img{max-width:100%;height:auto}
+"""
+
+# Fills data-images / data-fit on <body> once the page has loaded: what a browser check
+# (tests/test_report.py, headless Chromium) reads back from the DOM.
+_CHECK = """window.addEventListener('load',function(){var b=document.body;
+b.setAttribute('data-images',JSON.stringify(Array.prototype.map.call(document.images,
+function(i){return [i.alt,i.naturalWidth,i.naturalHeight];})));
+b.setAttribute('data-fit',String(document.documentElement.scrollWidth<=window.innerWidth));});"""
+
+
+def _claims_html(summary: dict[str, Any]) -> str:
     esc = html.escape
-    parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description', ''))}</p>"]
-    parts.append("<h2>Claims</h2><ul id='claims'>")
+    rows = ""
     for claim in summary["claims"]:
         status = claim_status(claim)
-        rows = "".join(f"<li>{esc(format_claim_row(r, claim['quantity']))}</li>"
-                       for r in claim["groups"])
-        xfail = f"<li>xfail: {esc(claim['xfail'])}</li>" if claim.get("xfail") else ""
-        cid = f"[{esc(claim['id'])}] " if claim.get("id") else ""
-        parts.append(f'<li class="{status.lower()}"><b>{status}</b> {cid}{esc(claim["text"])}'
-                     f"<ul>{xfail}{rows}</ul></li>")
-    parts.append("</ul>")
+        numbers = "<br>".join(esc(format_claim_row(r, claim["quantity"]))
+                              for r in claim["groups"])
+        if claim.get("reason"):
+            numbers += ("<br>" if numbers else "") + esc(claim["reason"])
+        xfail = f"<br><i>xfail: {esc(claim['xfail'])}</i>" if claim.get("xfail") else ""
+        rows += (f"<tr class='{status.lower()}'><td class='status'><b>{status}</b></td>"
+                 f"<td>{esc(claim.get('id') or '')}</td><td class='text'>"
+                 f"{esc(claim['text'])}{xfail}</td><td class='text'>{numbers}</td></tr>")
+    return ("<h2>Claims</h2><div class='scroll'><table id='claims'><tr><th>status</th>"
+            f"<th>id</th><th>claim</th><th>numbers</th></tr>{rows}</table></div>")
+
+
+def _aggregates_html(summary: dict[str, Any]) -> str:
+    esc = html.escape
+    metrics = [*select_metrics(summary)[0], *select_metrics(summary)[1]]
+    head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
+    body = ""
+    for group, ms in sorted(summary["aggregates"].items()):
+        cells = "".join(f"<td>{_num(ms[m]['mean'])} ± {_std(ms[m])} ({ms[m]['n']})</td>"
+                        if m in ms else "<td></td>" for m in metrics)
+        body += f"<tr><th>{esc(group)}</th>{cells}</tr>"
+    return ("<h2>Aggregates (mean ± std, n)</h2><div class='scroll'><table id='aggregates'>"
+            f"<tr><th>group</th>{head}</tr>{body}</table></div>")
+
+
+def _pngs(folder: Path) -> list[Path]:
+    """The folder's PNG files, symlinks left out (a results folder is not trusted)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return [p for p in sorted(folder.glob("*.png")) if p.is_file() and not p.is_symlink()]
+
+
+def write_html(summary: dict[str, Any], out_dir: Path,
+               extra_sections: list[tuple[str, str]] | None = None) -> Path:
+    """``out_dir/report.html``: claims, report rows, controls, aggregates, the harness's
+    plots (each claimed metric against each swept param), the adapters' sections and
+    every cell's PNG artifacts; one self-contained file that fits the browser window."""
+    from .plots import draw
+    from .results import atomic_write_text
+    esc = html.escape
+    parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description') or '')}</p>",
+             _claims_html(summary)]
     if summary.get("report"):
         parts.append("<h2>Reported (not claims)</h2><ul>")
         for item in summary["report"]:
@@ -195,32 +248,28 @@ def write_html(summary: dict[str, Any], out_dir: Path,
         parts.append("</ul>")
     if summary.get("controls"):
         parts.append(_controls_html(summary["controls"]))
-    parts.append("<h2>Aggregates (mean ± std, n)</h2>")
-    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
-    head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
-    body = ""
-    for group, ms in sorted(summary["aggregates"].items()):
-        cells = "".join(
-            f"<td>{_num(ms[m]['mean'])} ± {_num(ms[m]['std'])} ({ms[m]['n']})</td>"
-            if m in ms else "<td></td>" for m in metrics)
-        body += f"<tr><th>{esc(group)}</th>{cells}</tr>"
-    parts.append(f"<table><tr><th>group</th>{head}</tr>{body}</table>")
+    parts.append(_aggregates_html(summary))
+    shown, _ = select_metrics(summary)
+    plots = draw(summary, out_dir, shown)
+    if plots:
+        parts.append("<h2>Metrics against the swept params</h2>"
+                     + "".join(_img(p) for p in plots))
     for title, section in extra_sections or []:
-        parts.append(f"<h2>{esc(title)}</h2>{section}")
-    parts.append("<h2>Artifacts</h2>")
+        parts.append(f"<h2>{esc(title)}</h2><div class='scroll'>{section}</div>")
+    artifacts = []
     for cell in summary["cells"]:
-        art = out_dir / "cells" / cell["id"] / "artifacts"
-        pngs = sorted(art.glob("*.png")) if art.is_dir() else []
+        pngs = _pngs(out_dir / "cells" / cell["id"] / "artifacts")
         if pngs:
-            parts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
-             ".pass b{color:green}.fail b{color:#b00}img{max-width:560px}"
-             "figure{display:inline-block;margin:4px}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(summary['spec'])}"
-            f"</title><style>{style}</style></head><body>{''.join(parts)}"
+            artifacts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
+    if artifacts:
+        parts.append("<h2>Artifacts</h2>" + "".join(artifacts))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{esc(summary['spec'])}</title><style>{_STYLE}</style></head>"
+            f"<body>{''.join(parts)}"
             f"<script type='application/json' id='summary'>"
-            f"{esc(json.dumps(summary['aggregates']))}</script></body></html>")
+            f"{esc(json.dumps(summary['aggregates']))}</script>"
+            f"<script>{_CHECK}</script></body></html>")
     path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path
