@@ -175,6 +175,10 @@ class Dataset(Adapter):
     """Loads data. ``load`` receives a context seeded per dataset, shared by all cells."""
 
     kind: ClassVar[str] = "dataset"
+    #: True when ``load()``'s result is a function of the params, the seed and the adapter's
+    #: version alone, so the plan may reuse its fingerprint from the disk cache instead of
+    #: loading it again. Set False for data read from files, folders or data packages.
+    fingerprint_cacheable: ClassVar[bool] = True
 
     def load(self, ctx: RunContext) -> Any:
         raise NotImplementedError

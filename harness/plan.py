@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import datacache
 from .adapter import Component
 from .cells import Cell, expand
 from .errors import HarnessError
@@ -71,7 +72,6 @@ def load_data(plan: CellPlan, progress: Progress | None = None) -> tuple[Any, st
         return None, "none"
     import torch
 
-    from . import datacache
     from .context import Progress, RunContext
     like = RunContext(seed=plan.data_seed, device=torch.device(plan.settings["device"]),
                       work_dir=Path(plan.cache_dir) / "scratch", cache_dir=Path(plan.cache_dir),
@@ -134,13 +134,32 @@ class RunPlan:
         return sorted({name for c in self.cells for name in c.versions})
 
 
+def data_fingerprint(plan: CellPlan, use_disk_cache: bool = True) -> str:
+    """The fingerprint of a cell's data: from the disk cache when known, else loaded."""
+    if plan.dataset is None:
+        return "none"
+    cache_dir = Path(plan.cache_dir)
+    if use_disk_cache:
+        known = datacache.cached_fingerprint(plan.dataset, plan.data_seed, cache_dir)
+        if known is not None:
+            return known
+    try:
+        _, value = load_data(plan)
+    except Exception:  # let the executor record the failure properly
+        return "unloadable"
+    datacache.store_fingerprint(plan.dataset, plan.data_seed, cache_dir, value)
+    return value
+
+
 def make_plan(spec: Spec, out_dir: Path, cache_dir: Path, force: bool = False, *,
               only: list[dict[str, Any]] | None = None, limit: int | None = None) -> RunPlan:
     """Expand ``spec`` once; a cell is done when its record is ok with the same identity.
 
     ``only`` keeps the cells whose axes match one of its selectors (``--only``); ``limit``
     caps the examples per split (``--limit``) and is part of every cell's identity
-    (settings), so a quick look never passes for a full run."""
+    (settings), so a quick look never passes for a full run. Data is loaded only to
+    fingerprint it when the fingerprint is not on disk yet (see :mod:`harness.datacache`);
+    ``force`` always loads."""
     from .fingerprint import cell_identity
     results = ResultsDir(out_dir)
     cells: list[CellPlan] = []
@@ -150,10 +169,7 @@ def make_plan(spec: Spec, out_dir: Path, cache_dir: Path, force: bool = False, *
         plan = CellPlan.from_cell(cell, spec, cache_dir)
         if limit:
             plan.settings["limit"] = int(limit)
-        try:
-            _, plan.data_fingerprint = load_data(plan)
-        except Exception:  # let the executor record the failure properly
-            plan.data_fingerprint = "unloadable"
+        plan.data_fingerprint = data_fingerprint(plan, use_disk_cache=not force)
         plan.identity = cell_identity(plan.config, plan.versions, plan.data_fingerprint,
                                       plan.settings)
         record = None if force else results.read_record(plan.cell_id)

@@ -32,7 +32,8 @@ def fake_run(root: Path) -> dict:
         cid = f"d__m__train__seed={seed}"
         record = {"cell_id": cid, "identity": f"id{seed}", "status": "ok",
                   "cell": {"spec": "fake", "name": f"d/m/train/seed={seed}", "group": "d/m/train",
-                           "seed": 100 + seed, "spec_seed": seed, "sweep": {"methods.train.lr": 0.1},
+                           "seed": 100 + seed, "spec_seed": seed,
+                           "sweep": {"methods.train.lr": 0.1},
                            "dataset": {"use": "sklearn/iris", "test_size": 0.3},
                            "model": {"use": "torch/mlp", "hidden": [8]},
                            "method": {"use": "torch/train-classifier",
