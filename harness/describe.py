@@ -33,7 +33,7 @@ def _default(field: Any) -> Any:
         except Exception:  # a factory that needs context: say so, do not fail
             return "(computed)"
     else:
-        return "(required)"
+        return None
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", exclude_unset=True) or value.model_dump(mode="json")
     if isinstance(value, list):
@@ -76,8 +76,10 @@ def describe(name: str, registry: Registry) -> dict[str, Any]:
     params = []
     for pname, field in cls.Params.model_fields.items():
         kind = _kind(field)
+        required = field.is_required()
         row: dict[str, Any] = {"name": pname, "type": _type_name(field.annotation),
-                               "default": _default(field),
+                               "required": required,
+                               "default": None if required else _default(field),
                                "description": field.description or ""}
         if kind:
             row["component_kind"] = kind
@@ -110,8 +112,8 @@ def print_description(data: dict[str, Any], console: Any) -> None:
             if "component_kind" in p:
                 choices = ", ".join(p["choices"]) or "none installed"
                 text += f"{' ' if text else ''}[component of kind {p['component_kind']}: {choices}]"
-            table.add_row(str(p["name"]), str(p["type"]),
-                          str(json.dumps(p["default"], default=str)), str(text))
+            default = "required" if p["required"] else json.dumps(p["default"], default=str)
+            table.add_row(p["name"], p["type"], default, text)
         console.print(table)
     else:
         console.print("params: none")
