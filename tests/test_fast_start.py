@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,17 +37,25 @@ def probe(argv: list[str], cache: Path) -> str:
     return line
 
 
+@pytest.fixture(scope="module")
+def warm_cache(tmp_path_factory) -> Path:
+    """A cache folder whose manifest the first process wrote (it imports every plugin)."""
+    cache = tmp_path_factory.mktemp("cache")
+    probe(["list"], cache)
+    return cache
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["list"], ["validate", "specs/digits-mlp.yaml"],
                                   ["describe", "torch/train-classifier"]])
-def test_no_heavy_import_at_start(argv: list[str], tmp_path: Path) -> None:
-    probe(["list"], tmp_path)  # the first process writes the manifest
-    line = probe(argv, tmp_path)
+def test_no_heavy_import_at_start(argv: list[str], warm_cache: Path) -> None:
+    line = probe(argv, warm_cache)
     assert line.startswith("HEAVY [] CODE 0"), line
 
 
-def test_manifest_follows_the_plugin_source(tmp_path: Path) -> None:
+def test_manifest_follows_the_plugin_source(tmp_path: Path, warm_cache: Path) -> None:
     site = tmp_path / "site"
     install("harness-toy", site)
+    shutil.copytree(warm_cache, tmp_path / "cache")  # only the new plugin is imported
     env = {"PYTHONPATH": str(site), "HARNESS_CACHE": str(tmp_path / "cache")}
     first = run_harness("list", env=env)
     assert first.returncode == 0 and "toy/coin" in first.stdout, first
