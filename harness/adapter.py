@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 
 class Params(BaseModel):
-    """Base of every adapter's params model: unknown keys are errors."""
+    """Base of every adapter's params model: unknown keys are errors, and a float field
+    takes finite numbers only (opt in per field with ``Field(allow_inf_nan=True)``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Component(BaseModel):
