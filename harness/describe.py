@@ -47,25 +47,28 @@ def _kind(field: Any) -> str | None:
     return extra.get("harness_kind") if isinstance(extra, dict) else None
 
 
-def metric_outputs(cls: type) -> dict[str, Any]:
-    """The output names a metric adapter declares, or what can be told without running it."""
-    for attr in ("outputs", "output_names"):
-        declared = getattr(cls, attr, None)
-        if isinstance(declared, (list, tuple, set, frozenset)) and declared:
-            return {"outputs": sorted(str(x) for x in declared), "declared": True}
-        if isinstance(declared, str) and declared:
-            return {"outputs": [declared], "declared": True}
-    default = getattr(cls, "default_name", None)
-    fields = getattr(getattr(cls, "Params", None), "model_fields", {})
-    if default:
-        return {"outputs": [default], "declared": False,
-                "note": "its default name (the `name` param renames it)" if "name" in fields
-                else "its default name"}
-    if "name" in fields and isinstance(fields["name"].default, str) and fields["name"].default:
-        return {"outputs": [fields["name"].default], "declared": False,
-                "note": "the default of its `name` param"}
-    return {"outputs": [], "declared": False,
-            "note": "not declared: the names it returns are known only after a run"}
+def metric_outputs(cls: Any) -> dict[str, Any]:
+    """The metric names a metric adapter produces with its default params: declared
+    (``outputs`` or an ``output_names`` override) or, undeclared, named after it."""
+    from .adapter import Metric
+    try:
+        params = cls.Params()
+    except Exception:  # required params: ask with none
+        params = None
+    try:
+        names, dynamic = cls.output_names(params)
+    except Exception:
+        names, dynamic = list(getattr(cls, "outputs", None) or []), True
+    base = getattr(Metric.output_names, "__func__", None)
+    overridden = getattr(cls.output_names, "__func__", None) is not base
+    declared = getattr(cls, "outputs", None) is not None or overridden
+    note = ("declared by the adapter" if declared
+            else "not declared: one number named after the adapter")
+    if overridden:
+        note += "; the names follow its params (shown: the defaults)"
+    if dynamic:
+        note += "; other names may appear (they depend on the data or the method)"
+    return {"outputs": sorted(names), "declared": declared, "dynamic": dynamic, "note": note}
 
 
 def describe(name: str, registry: Registry) -> dict[str, Any]:
@@ -123,5 +126,4 @@ def print_description(data: dict[str, Any], console: Any) -> None:
     produces = data.get("produces")
     if produces is not None:
         names = ", ".join(produces["outputs"]) or "-"
-        how = "declared by the adapter" if produces["declared"] else produces.get("note", "")
-        console.print(f"produces metrics: {names} — {how}")
+        console.print(f"produces metrics: {names} — {produces['note']}")
