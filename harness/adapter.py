@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 
 class Params(BaseModel):
-    """Base of every adapter's params model: unknown keys are errors."""
+    """Base of every adapter's params model: unknown keys are errors, and a float field
+    takes finite numbers only (opt in per field with ``Field(allow_inf_nan=True)``)."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Component(BaseModel):
@@ -175,6 +176,10 @@ class Dataset(Adapter):
     """Loads data. ``load`` receives a context seeded per dataset, shared by all cells."""
 
     kind: ClassVar[str] = "dataset"
+    #: True when ``load()``'s result is a function of the params, the seed and the adapter's
+    #: version alone, so the plan may reuse its fingerprint from the disk cache instead of
+    #: loading it again. Set False for data read from files, folders or data packages.
+    fingerprint_cacheable: ClassVar[bool] = True
 
     def load(self, ctx: RunContext) -> Any:
         raise NotImplementedError

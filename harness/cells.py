@@ -13,12 +13,37 @@ from typing import TYPE_CHECKING, Any
 
 from .adapter import Component
 from .errors import SpecError
-from .selectors import matches
+from .selectors import fmt, matches
 
 if TYPE_CHECKING:
     from .spec import Spec, SweepPoint
 
 SEED_BITS = 63
+ID_MAX = 120  # a cell id is a folder name: well under the usual 255-byte limit
+
+# A cell name whose id is its plain slug: runs of safe characters separated by single
+# `_`, `,` or `/` (`/` -> `__`, `,` -> `_`). Any other name gets a hash suffix, so that two
+# different names never share an id (`d/m__x` and `d__m/x` would).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9.=+-]+(?:[_,/][A-Za-z0-9.=+-]+)*\Z")
+
+
+def point_value_text(value: Any) -> str:
+    """A sweep value as it appears in a point's name: the canonical text (``0.1``), or the
+    exact float where that text would name two different values (``0.1000001``)."""
+    text = fmt(value)
+    if isinstance(value, float) and text not in ("nan", "inf", "-inf") and float(text) != value:
+        return repr(value)
+    return text
+
+
+def cell_id(name: str, point_values: list[str] | tuple[str, ...] = ()) -> str:
+    """The folder name of a cell: injective in the cell's name (see docs/spec-reference.md)."""
+    slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", name.replace("/", "__"))
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    if len(slug) > ID_MAX:
+        return slug[:100] + "_" + digest
+    plain = _PLAIN_NAME.match(name) and not any("," in v or "=" in v for v in point_values)
+    return slug if plain else f"{slug}_{digest}"
 
 
 def derive_seed(*parts: Any) -> int:
@@ -58,10 +83,7 @@ class Cell:
 
     @property
     def id(self) -> str:
-        slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "_", self.name.replace("/", "__"))
-        if len(slug) > 120:
-            slug = slug[:100] + "_" + hashlib.sha256(self.name.encode()).hexdigest()[:12]
-        return slug
+        return cell_id(self.name, [point_value_text(v) for v in self.point.values.values()])
 
     @property
     def metrics(self) -> list[Component]:
@@ -142,4 +164,19 @@ def expand(spec: Spec) -> list[Cell]:
     if not cells:
         raise SpecError("the spec expands to no cells", location=spec.doc.where(("cells",)),
                         path="cells", hint="loosen `cells.only` / `cells.exclude`")
+    _check_injective(spec, cells)
     return cells
+
+
+def _check_injective(spec: Spec, cells: list[Cell]) -> None:
+    """Two different cells must never share a name or a folder (one record for two)."""
+    for what, key in (("name", lambda c: c.name), ("id", lambda c: c.id)):
+        seen: dict[str, Cell] = {}
+        for cell in cells:
+            other = seen.setdefault(key(cell), cell)
+            if other is not cell:
+                raise SpecError(
+                    f"cells {other.name!r} and {cell.name!r} get the same {what} "
+                    f"{key(cell)!r}", location=spec.doc.where(("sweep",) if spec.model.sweep
+                                                            else ("methods",)),
+                    hint="rename a component or change a sweep value so that they differ")

@@ -90,8 +90,10 @@ class RunProgress:
             cpu = timings.get("cpu_s", 0.0)
             mark = ("ok" if rec["status"] == "ok"
                     else f"FAILED: {rec['error']['message'].splitlines()[0]}")
+            worker = rec.get("worker")
+            where = f" on {worker.get('host')} pid {worker.get('pid')}" if worker else ""
             self.console.print(f"[{self.n}/{self.total}] {info['plan'].name} {mark} "
-                               f"({took:.1f}s, cpu {cpu:.1f}s)")
+                               f"({took:.1f}s, cpu {cpu:.1f}s{where})")
             if self.bar is not None:
                 self.bar.update(self.cells, completed=self.n)
         elif kind == "step" and self.bar is not None:
@@ -102,6 +104,7 @@ class RunProgress:
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .claims import claims_ok
+    from .outdir import check_out_dir
     from .plan import make_plan
     from .report import print_summary
     from .results import ResultsDir
@@ -111,14 +114,19 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
     executors = registry.executors()
     jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
-    name = args.executor or ("pool" if jobs > 1 else "inprocess")
+    address = args.dask_address
+    name = args.executor or ("dask" if address else "pool" if jobs > 1 else "inprocess")
     if name not in executors:
         raise HarnessError(f"unknown executor {name!r}",
                            hint="available: " + ", ".join(sorted(executors)))
-    executor = executors[name](jobs=jobs)
+    if address and name != "dask":
+        raise HarnessError(f"--dask-address is for the dask executor, not {name!r}",
+                           hint="use --executor dask, or drop --dask-address")
+    executor = executors[name](jobs=jobs, **({"address": address} if address else {}))
     if args.controls and not spec.model.controls:
         raise HarnessError(f"{args.spec}: the spec has no `controls:`",
                            hint="add controls (docs/controls.md) or run without --controls")
+    check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force)
@@ -281,8 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="results folder (default results/<spec name>)")
     p.add_argument("--force", action="store_true", help="re-run cells that are already done")
     p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes (pool executor); default: the spec's settings.jobs")
-    p.add_argument("--executor", help="executor plugin name (inprocess, pool, ...)")
+                   help="worker processes (pool executor, dask local cluster); default: the "
+                   "spec's settings.jobs")
+    p.add_argument("--executor", help="executor plugin name (inprocess, pool, dask, ...)")
+    p.add_argument("--dask-address", metavar="ADDRESS",
+                   help="scheduler of an existing Dask cluster, e.g. tcp://host:8786 (implies "
+                   "--executor dask; default $HARNESS_DASK_ADDRESS, else a local cluster of "
+                   "--jobs workers); see docs/distributed.md")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
@@ -345,6 +358,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a full disk, a read-only folder: outside every cell's own try
+        from .outdir import os_error_message
+        message, hint, code = os_error_message(exc)
+        err.print(Text("error: ", style="bold red") + Text(f"{message}\n  hint: {hint}"),
+                  soft_wrap=True)
+        return code
 
 
 def entry() -> None:

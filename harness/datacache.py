@@ -3,13 +3,25 @@
 Every cell on the same dataset and spec seed shares one loaded object, in this process
 or in each worker process of an executor. The plan uses the same cache to fingerprint
 the data that each cell's identity hashes.
+
+Fingerprints are also kept on disk (``<cache>/fingerprints/``), keyed by the dataset's
+canonical config, seed and adapter versions (and numpy's and torch's), so that planning a
+run whose cells are all recorded loads no data at all. A dataset adapter whose data
+depends on anything else (files, folders, installed data packages) sets
+``fingerprint_cacheable = False`` and is always loaded to be fingerprinted. Every cell
+that runs fingerprints the data it actually loaded: a stale entry (a ``load()`` changed
+without a version bump) is corrected there, and ``--force`` bypasses the disk cache.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .fingerprint import config_hash, fingerprint
+from .fingerprint import SCHEME_VERSION, config_hash, fingerprint
 
 if TYPE_CHECKING:
     from .adapter import Component
@@ -38,3 +50,57 @@ def load_component_data(component: Component, seed: int, like: RunContext) -> An
 def clear() -> None:
     """Forget every loaded dataset (tests; a long-lived process that reloads plugins)."""
     _CACHE.clear()
+
+
+FINGERPRINTS_DIR = "fingerprints"
+
+
+def _all_cacheable(component: Component) -> bool:
+    from .adapter import iter_components
+    if not getattr(component.adapter, "fingerprint_cacheable", True):
+        return False
+    return all(_all_cacheable(child) for child in iter_components(component.params))
+
+
+def fingerprint_key(component: Component, seed: int) -> str | None:
+    """The disk-cache key of a dataset's fingerprint, or None when it must be loaded."""
+    if not _all_cacheable(component):
+        return None
+    import numpy
+    import torch
+    return config_hash({"scheme": SCHEME_VERSION, "config": component.config(), "seed": seed,
+                        "versions": component.versions(), "numpy": numpy.__version__,
+                        "torch": torch.__version__})
+
+
+def _entry(cache_dir: Path, key: str) -> Path:
+    return Path(cache_dir) / FINGERPRINTS_DIR / f"{key}.json"
+
+
+def cached_fingerprint(component: Component, seed: int, cache_dir: Path) -> str | None:
+    """The fingerprint recorded on disk for this dataset and seed, if any."""
+    key = fingerprint_key(component, seed)
+    if key is None:
+        return None
+    try:
+        entry = json.loads(_entry(cache_dir, key).read_text())
+        value = entry["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: load and fingerprint instead
+    return value if isinstance(value, str) and value else None
+
+
+def store_fingerprint(component: Component, seed: int, cache_dir: Path, value: str) -> None:
+    """Remember a dataset's fingerprint on disk (best effort: a read-only cache is fine)."""
+    key = fingerprint_key(component, seed)
+    if key is None:
+        return
+    path = _entry(cache_dir, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump({"fingerprint": value, "dataset": component.use, "seed": seed}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from . import datacache
 from .adapter import Component
 from .cells import Cell, expand
@@ -68,6 +66,7 @@ def load_data(plan: CellPlan, progress: Progress | None = None) -> tuple[Any, st
     """The cell's data and its fingerprint, loaded once per process per (config, seed)."""
     if plan.dataset is None:
         return None, "none"
+    import torch
     like = RunContext(seed=plan.data_seed, device=torch.device(plan.settings["device"]),
                       work_dir=Path(plan.cache_dir) / "scratch", cache_dir=Path(plan.cache_dir),
                       progress=progress or Progress(), spec_seed=plan.spec_seed)
@@ -97,16 +96,33 @@ class RunPlan:
         return sorted({name for c in self.cells for name in c.versions})
 
 
+def data_fingerprint(plan: CellPlan, use_disk_cache: bool = True) -> str:
+    """The fingerprint of a cell's data: from the disk cache when known, else loaded."""
+    if plan.dataset is None:
+        return "none"
+    cache_dir = Path(plan.cache_dir)
+    if use_disk_cache:
+        known = datacache.cached_fingerprint(plan.dataset, plan.data_seed, cache_dir)
+        if known is not None:
+            return known
+    try:
+        _, value = load_data(plan)
+    except Exception:  # let the executor record the failure properly
+        return "unloadable"
+    datacache.store_fingerprint(plan.dataset, plan.data_seed, cache_dir, value)
+    return value
+
+
 def make_plan(spec: Spec, out_dir: Path, cache_dir: Path, force: bool = False) -> RunPlan:
-    """Expand ``spec`` once; a cell is done when its record is ok with the same identity."""
+    """Expand ``spec`` once; a cell is done when its record is ok with the same identity.
+
+    Data is loaded only to fingerprint it when the fingerprint is not on disk yet (see
+    :mod:`harness.datacache`); ``force`` always loads."""
     results = ResultsDir(out_dir)
     cells: list[CellPlan] = []
     for cell in expand(spec):
         plan = CellPlan.from_cell(cell, spec, cache_dir)
-        try:
-            _, plan.data_fingerprint = load_data(plan)
-        except Exception:  # let the executor record the failure properly
-            plan.data_fingerprint = "unloadable"
+        plan.data_fingerprint = data_fingerprint(plan, use_disk_cache=not force)
         plan.identity = cell_identity(plan.config, plan.versions, plan.data_fingerprint,
                                       plan.settings)
         record = None if force else results.read_record(plan.cell_id)

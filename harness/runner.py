@@ -15,11 +15,12 @@ from typing import Any
 
 import torch
 
+from . import datacache
 from .adapter import CellResult
 from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
 from .errors import HarnessError
-from .fingerprint import SCHEME_VERSION
+from .fingerprint import SCHEME_VERSION, cell_identity
 from .plan import CellPlan, RunPlan, load_data, make_plan
 from .provenance import apply_determinism, provenance
 from .results import ResultsDir, atomic_write_jsonl
@@ -74,6 +75,12 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         data, data_fp = load_data(plan, progress)
         timings["load_s"] = time.perf_counter() - t0
         record["data_fingerprint"] = data_fp
+        if data_fp != plan.data_fingerprint:  # the plan's disk-cached fingerprint was stale
+            if plan.dataset is not None:
+                datacache.store_fingerprint(plan.dataset, plan.data_seed,
+                                            Path(plan.cache_dir), data_fp)
+            record["identity"] = cell_identity(plan.config, plan.versions, data_fp,
+                                               plan.settings)
         ctx = RunContext(seed=plan.seed, device=torch.device(plan.settings["device"]),
                          work_dir=cell_dir / "artifacts", cache_dir=Path(plan.cache_dir),
                          logger=log, progress=progress, label=plan.name,

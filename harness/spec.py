@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from .adapter import KIND_SECTIONS, SECTION_KINDS, Component
+from .cells import point_value_text
 from .errors import HarnessError, Location, SpecError, SpecErrors
 from .registry import Registry
 from .selectors import fmt, selector_problems
+from .speccheck import duplicate_seeds, non_finite_errors, parse_override_value
 from .specmodel import Control, Measure, SpecModel
 from .validation import validate_model
 from .yamlfile import KeyPath, Located, format_path, load_with_extends
@@ -137,10 +138,7 @@ def apply_overrides(doc: Located, overrides: list[str]) -> None:
         key, raw = item.split("=", 1)
         if not key:
             raise SpecError("empty path in --set", location=Location(where))
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise SpecError(f"cannot parse value {raw!r}", location=Location(where)) from None
+        value = parse_override_value(raw, where)
         path = parse_path(key)
         set_path(doc.data, path, value, where)
         doc.locations[tuple(path)] = Location(where)
@@ -201,6 +199,10 @@ class Resolver:
         params = validate_model(adapter.Params, params_raw, path, self.doc, self.errors,
                                 what=f"adapter {use!r}")
         if params is None or len(self.errors) > before:
+            return None
+        bad = non_finite_errors(params, path, self.doc, what=f"adapter {use!r}")
+        if bad:
+            self.errors += bad
             return None
         self._resolve_nested(params, path, stack)
         return Component.resolved(use, adapter, params, label)  # type: ignore[arg-type]
@@ -270,6 +272,9 @@ def build_spec(doc: Located, registry: Registry, source: str, *,
     if model is None:
         raise SpecErrors(errors)
     assert isinstance(model, SpecModel)
+    errors += duplicate_seeds(model.seeds, ("seeds",), doc)
+    for i, ctl in enumerate(model.controls):
+        errors += duplicate_seeds(ctl.seeds, ("controls", i, "seeds"), doc)
     for key, grid in model.sweep.items():
         where = doc.where(("sweep", key))
         if key.split(".")[0] not in ("datasets", "models", "methods") or "." not in key:
@@ -298,6 +303,7 @@ def _resolve_points(doc: Located, model: SpecModel, registry: Registry,
                     errors: list[SpecError]) -> list[SweepPoint]:
     short = _short_names(list(model.sweep))
     points: list[SweepPoint] = []
+    names: dict[str, dict[str, Any]] = {}
     for values in _expand_sweep(model.sweep):
         data = copy.deepcopy(doc.data)
         point_doc = Located(data, dict(doc.locations), doc.source)
@@ -309,7 +315,9 @@ def _resolve_points(doc: Located, model: SpecModel, registry: Registry,
                                         location=doc.where(("sweep", key)),
                                         path=f"sweep.{key}", hint=exc.hint))
                 continue
-            point_doc.locations[tuple(parse_path(key))] = doc.where(("sweep", key))
+            index = next((j for j, v in enumerate(model.sweep[key]) if v is value), None)
+            point_doc.locations[tuple(parse_path(key))] = doc.where(  # the value's own line
+                ("sweep", key) if index is None else ("sweep", key, index))
         resolver = Resolver(registry, point_doc, data)
         sections = {sec: {name: resolver.top_level(sec, name) for name in data.get(sec, {})}
                     for sec in ("datasets", "models", "methods")}
@@ -320,7 +328,15 @@ def _resolve_points(doc: Located, model: SpecModel, registry: Registry,
         errors.extend(resolver.errors)
         if resolver.errors:
             continue
-        name = ",".join(f"{short[k]}={fmt(v)}" for k, v in values.items()) or None
+        name = ",".join(f"{short[k]}={point_value_text(v)}" for k, v in values.items()) or None
+        if name is not None and name in names:
+            errors.append(SpecError(
+                f"two sweep points get the same name {name!r}: {names[name]} and {values}",
+                location=doc.where(("sweep",)), path="sweep",
+                hint="make the values differ in their text (e.g. no duplicate values)"))
+            continue
+        if name is not None:
+            names[name] = values
         points.append(SweepPoint(
             name=name, values=values, short={short[k]: v for k, v in values.items()},
             datasets=sections["datasets"], models=sections["models"],  # type: ignore[arg-type]

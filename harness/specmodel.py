@@ -6,13 +6,47 @@ import hashlib
 import json
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from .adapter import Component
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+# names become folder and file names: ASCII, no separators, bounded (\Z: no final newline)
+NAME_MAX = 64
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}\Z")
+NAME_RULE = ("use letters, digits and _ . + - only, starting with a letter or digit "
+             f"(at most {NAME_MAX} characters)")
+SEED_MAX = 2**63 - 1  # seeds are stored in SQLite's signed 64-bit integers
+THREADS_MAX = 1024
+JOBS_MAX = 1024
+DEVICE_RE = re.compile(r"(cpu|mps|cuda(:[0-9]{1,3})?)\Z")
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"name {value[:80]!r}: {NAME_RULE}")
+    return value
+
+
+def _check_device(value: str) -> str:
+    if not DEVICE_RE.match(value):
+        raise ValueError(f"unknown device {value[:40]!r}: use cpu, cuda, cuda:N or mps")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_check_name)]
+Seed = Annotated[StrictInt, Field(ge=0, le=SEED_MAX)]
+Device = Annotated[str, AfterValidator(_check_device)]
 AXES = ("dataset", "model", "method", "point")
 BOUND_OPS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<"}
 QUANTITIES = ("value", "ratio", "diff")
@@ -28,12 +62,13 @@ Selector = dict[str, Any]
 class Settings(Strict):
     """How cells run; recorded in every record and part of each cell's identity."""
 
-    threads: int = Field(1, ge=1, description="torch intra-op threads per cell")
-    jobs: int = Field(1, ge=1, description="cells run at once (worker processes) unless "
-                      "`--jobs` says otherwise; does not change results")
-    device: str = Field("cpu", description="torch device, e.g. cpu or cuda")
-    deterministic: bool = Field(True, description="torch deterministic algorithms")
-    common_random_numbers: bool = Field(
+    threads: StrictInt = Field(1, ge=1, le=THREADS_MAX,
+                               description="torch intra-op threads per cell")
+    jobs: StrictInt = Field(1, ge=1, le=JOBS_MAX, description="cells run at once (worker "
+                            "processes) unless `--jobs` says otherwise; does not change results")
+    device: Device = Field("cpu", description="torch device: cpu, cuda, cuda:N or mps")
+    deterministic: StrictBool = Field(True, description="torch deterministic algorithms")
+    common_random_numbers: StrictBool = Field(
         False, description="every method and sweep point on the same dataset and model "
         "starts from the same model initialization and random stream (paired comparisons)")
 
@@ -118,7 +153,8 @@ class Claim(Measure):
     the marker gets removed.
     """
 
-    min_seeds: int | None = Field(None, ge=1, description="with on: each_seed, how many must pass")
+    min_seeds: StrictInt | None = Field(None, ge=1,
+                                        description="with on: each_seed, how many must pass")
     xfail: str | None = Field(None, min_length=1, description="why this claim is expected to "
                               "fail at this scale (strict: a pass fails the run)")
     at_least: float | None = None
@@ -220,7 +256,7 @@ class Control(Strict):
     text: str = Field("", description="what this control breaks, in words")
     set: dict[str, Any] = Field(default_factory=dict,
                                 description="param path -> value, as `--set PATH=VALUE`")
-    seeds: list[int] | None = Field(None, min_length=1,
+    seeds: list[Seed] | None = Field(None, min_length=1,
                                     description="default: the spec's seeds")
     cells: CellFilter | None = Field(None, description="restrict the control's cells")
     must_fail: list[str] = Field(min_length=1, description="ids of the claims this control "
@@ -239,10 +275,11 @@ class SpecModel(Strict):
 
     name: str = Field(description="short name of the spec (letters, digits, _ . + -)")
     description: str = ""
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    datasets: dict[str, Component] = Field(default_factory=dict)
-    models: dict[str, Component] = Field(default_factory=dict)
-    methods: dict[str, Component] = Field(min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1,
+                              description="integers in [0, 2^63 - 1], no duplicates")
+    datasets: dict[Name, Component] = Field(default_factory=dict)
+    models: dict[Name, Component] = Field(default_factory=dict)
+    methods: dict[Name, Component] = Field(min_length=1)
     metrics: list[Component] = Field(default_factory=list)
     sweep: dict[str, list[Any]] = Field(default_factory=dict,
                                         description="param path -> values, expanded as a grid")
@@ -258,14 +295,6 @@ class SpecModel(Strict):
     @classmethod
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
-            raise ValueError("use letters, digits and _ . + - only")
-        return v
-
-    @field_validator("datasets", "models", "methods")
-    @classmethod
-    def _keys(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for key in v:
-            if not NAME_RE.match(key):
-                raise ValueError(f"component name {key!r}: use letters, digits and _ . + - only")
+            raise ValueError(NAME_RULE)
         return v
 

