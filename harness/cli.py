@@ -347,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
+        from .cliargs import check_cli_args
+        check_cli_args(args)
         return int(args.func(args, out, err))
     except HarnessError as exc:
         err.print(Text("error: ", style="bold red") + Text(exc.render()), soft_wrap=True)

@@ -31,6 +31,10 @@ class _LogitMetric(Metric):
     Params = LogitParams
     default_name = ""
 
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        return [params.name or cls.default_name], False
+
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         p: LogitParams = self.params  # type: ignore[assignment]
         logits = _get(result, p.logits, self.name)
@@ -88,6 +92,15 @@ class Scalars(Metric):
         keys: list[str] | None = None
         prefix: str = ""
 
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        keys = params.keys
+        if keys is None and method is not None and method.is_resolved:
+            keys = method.adapter.scalar_names(method.params)
+        if keys is None:  # the method does not declare its scalars
+            return [], True
+        return [params.prefix + k for k in keys], False
+
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         scalars: dict[str, Any] = result.outputs.get("scalars", {})
         keys = self.params.keys if self.params.keys is not None else list(scalars)
@@ -108,6 +121,9 @@ class EvaluateMetric(Metric):
         predictions: str = Field("test_logits", description="output key; logits are argmaxed")
         references: str = Field("test_targets", description="output key")
         kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    dynamic_outputs = True  # the module's own score names
+    outputs = ()
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         import evaluate

@@ -122,6 +122,8 @@ class TrainClassifier(Method):
     """Train a classifier with pluggable optimizer, example selection and observers."""
 
     name = "torch/train-classifier"
+    scalars = ("train_accuracy", "train_loss", "final_batch_loss", "steps",
+               "backward_examples", "forward_examples")
     Params = TrainClassifierParams
 
     def run(self, ctx: RunContext, data: ClassificationData, model: torch.nn.Module
