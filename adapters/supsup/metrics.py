@@ -70,6 +70,9 @@ class Hopfield(Metric):
     size after the last task minus after the first)."""
 
     name = "supsup/hopfield"
+    outputs = ("avg_accuracy_hop", "gg_minus_hop", "hop_mask_distance", "hop_exact_fraction",
+               "hop_nearest_right", "hop_state_floats", "hop_state_floats_growth",
+               "stored_mask_floats", "hop_state_floats_at_*")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         h: dict[str, Any] | None = result.outputs.get("hopfield")
