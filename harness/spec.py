@@ -426,5 +426,6 @@ def control_spec(spec: Spec, ctl: Control, index: int, registry: Registry) -> Sp
         cells["exclude"] = [*cells.get("exclude", []), *ctl.cells.exclude]
         if cells["only"] is None:
             cells.pop("only")
-        doc.locations[("cells",)] = spec.doc.where(base + ("cells",))
+        for part in ((), ("only",), ("exclude",)):
+            doc.locations[("cells", *part)] = spec.doc.where(base + ("cells", *part))
     return build_spec(doc, registry, spec.source, control=ctl.name)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from harness import CellResult, HarnessError, Metric, Params, RunContext
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LogitParams(Params):
@@ -20,6 +21,7 @@ class LogitParams(Params):
 
 
 def _get(result: CellResult, key: str, metric: str) -> torch.Tensor:
+    import torch
     if key not in result.outputs:
         raise HarnessError(f"metric {metric!r} needs output {key!r}, which this method does "
                            f"not produce (it has: {', '.join(sorted(result.outputs)) or 'none'})",
@@ -62,6 +64,7 @@ class CrossEntropy(_LogitMetric):
     default_name = "cross_entropy"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch.nn.functional as F
         return F.cross_entropy(logits.double(), targets).item()
 
 
@@ -72,6 +75,7 @@ class MacroF1(_LogitMetric):
     default_name = "macro_f1"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch
         pred = logits.argmax(-1)
         classes = torch.unique(torch.cat([pred, targets]))
         f1s = []
@@ -127,6 +131,7 @@ class EvaluateMetric(Metric):
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         import evaluate
+        import torch
         p = self.params
         local = Path(p.path).expanduser()
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get(
