@@ -234,6 +234,22 @@ def test_two_workers_interrupted_and_killed_runs_give_in_process_numbers(
     check_same_files(out, ref)
     json.loads((out / "summary.json").read_text())
 
+    # 3. cells past --timeout: recorded as failed, their workers restarted, the run ends
+    from harness.plan import CellPlan
+    if "timeout_s" not in CellPlan.__dataclass_fields__:
+        return  # per-cell timeouts are not in this harness yet
+    out = tmp_path / "timeout"
+    t0 = time.monotonic()
+    res = run_harness(*run[3:], str(out), "--seeds", "0,1", "--timeout", "8",
+                      "--set", "methods.burn.pause_s=120", env=here)
+    took = time.monotonic() - t0
+    assert res.returncode == 1, res
+    records = [json.loads(p.read_text()) for p in record_files(out)]
+    assert len(records) == 2 and all(r["status"] == "failed" for r in records)
+    assert all("timed out after 8 s" in r["error"]["message"] for r in records)
+    assert took < 110, took
+    wait_for_workers(address, 2)  # both came back
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
