@@ -200,9 +200,19 @@ class Method(Adapter):
     Conventional output keys: ``examples`` (a list of dicts written to
     ``examples.jsonl``), ``scalars`` (name -> number, picked up by the ``scalars``
     metric); anything JSON-serializable and small is kept in the record.
+
+    ``scalars`` (class attribute) declares the names the method reports in
+    ``outputs["scalars"]`` (shell patterns such as ``loss_*`` allowed), so that claims on
+    them are checked at validate time; ``None`` (the default) means "not declared".
     """
 
     kind: ClassVar[str] = "method"
+    scalars: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def scalar_names(cls, params: Any) -> list[str] | None:
+        """The names this method reports in ``outputs["scalars"]``; None when unknown."""
+        return list(cls.scalars) if cls.scalars is not None else None
 
     def run(self, ctx: RunContext, data: Any, model: Any) -> dict[str, Any]:
         raise NotImplementedError
@@ -218,9 +228,34 @@ class CellResult:
 
 
 class Metric(Adapter):
-    """Turns a cell's outputs into numbers: returns ``{metric name: float}``."""
+    """Turns a cell's outputs into numbers: returns ``{metric name: float}``.
+
+    ``outputs`` declares the names ``compute`` returns (shell patterns such as
+    ``per_class_*`` allowed); claims and report rows are checked against them at validate
+    time. Undeclared, a metric is taken to return one number named after the adapter
+    (``macro-f1`` -> ``macro_f1``). ``dynamic_outputs = True`` says the names depend on the
+    data or the method: then names the declaration does not cover are allowed.
+    Override :meth:`output_names` when the names depend on the params (a ``name:`` or
+    ``prefix:`` param).
+    """
 
     kind: ClassVar[str] = "metric"
+    outputs: ClassVar[tuple[str, ...] | None] = None
+    dynamic_outputs: ClassVar[bool] = False
+
+    @classmethod
+    def output_names(cls, params: Any, method: Component | None = None
+                     ) -> tuple[list[str], bool]:
+        """(names or patterns this metric returns for ``params`` in a cell whose method is
+        ``method``, whether other names may appear too)."""
+        if cls.outputs is not None:
+            return list(cls.outputs), cls.dynamic_outputs
+        return [default_output_name(cls.name)], cls.dynamic_outputs
+
+
+def default_output_name(adapter_name: str) -> str:
+    """The output name of a metric that declares none: ``pkg/macro-f1`` -> ``macro_f1``."""
+    return adapter_name.rsplit("/", 1)[-1].replace("-", "_")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         raise NotImplementedError

@@ -8,13 +8,16 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
+from .commands import add_cell_filters, register
 from .errors import HarnessError
-from .registry import PluginWarning, Registry, get_registry
+
+if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --help)
+    from .registry import Registry
 
 DEFAULT_OUT = Path("results")
 
@@ -28,6 +31,7 @@ def default_cache() -> Path:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
+    from .registry import get_registry
     return get_registry(strict=getattr(args, "strict_plugins", False))
 
 
@@ -104,14 +108,17 @@ class RunProgress:
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .claims import claims_ok
+    from .commands import plan_inputs
     from .outdir import check_out_dir
     from .plan import make_plan
     from .report import print_summary
     from .results import ResultsDir
     from .runner import run_plan
+    if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
+        os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
     spec = _load(args, registry)
-    out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
+    out_dir, cell_filters = plan_inputs(args, spec)
     executors = registry.executors()
     jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
     address = args.dask_address
@@ -129,7 +136,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
     cache = default_cache()
-    plan = make_plan(spec, out_dir, cache, args.force)
+    plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
                           hook=registry.pm.hook)
@@ -138,7 +145,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.controls:
         from .controls import control_entries, falsification, plan_controls
         reports = {}
-        for cname, cplan in plan_controls(plan, cache, args.force).items():
+        for cname, cplan in plan_controls(plan, cache, args.force, **cell_filters).items():
             with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
                 reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
                                           hook=registry.pm.hook)
@@ -151,7 +158,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print_summary(summary, out)
+        print_summary(summary, out, getattr(args, "metrics", None))
     claims = summary["claims"]
     counts = {s: sum(c.get("status") == s for c in claims)
               for s in ("PASS", "FAIL", "XFAIL", "XPASS")}
@@ -192,8 +199,8 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_column(col)
     for name in registry.names(kind):
         info = registry.adapters[name]
-        table.add_row(name, info.kind, info.cls.description(),
-                      f"{info.package} {info.package_version} ({info.plugin}) v{info.cls.version}")
+        table.add_row(name, info.kind, info.description,
+                      f"{info.package} {info.package_version} ({info.plugin}) v{info.version}")
     out.print(table)
     for name, reason in registry.broken.items():
         err.print(f"warning: plugin {name!r} not loaded: {reason}", style="yellow")
@@ -215,7 +222,7 @@ def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print_summary(summary, out)
+        print_summary(summary, out, args.metrics)
     return 0
 
 
@@ -250,9 +257,12 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .verify import verify
     rows = verify(Path(args.dir), _registry(args), default_cache(),
-                  on_cell=lambda name: err.print(f"re-ran {name}", highlight=False))
+                  on_cell=None if args.quiet else
+                  lambda name: err.print(f"re-ran {name}", highlight=False))
     bad = [r for r in rows if not r["identical"]]
     for r in rows:
+        if r["identical"] and args.quiet:
+            continue
         if r["identical"]:
             out.print(f"identical  {r['cell']}  {r['metric']} = {r['recorded']}", highlight=False)
         else:
@@ -299,6 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
+    add_cell_filters(p)
+    p.add_argument("--metrics", metavar="PATTERN", help="metrics to print, as in `show`")
+    p.add_argument("--mlflow", metavar="URI", help="log each cell to MLflow at URI (a local "
+                   "folder or a tracking server; same as HARNESS_MLFLOW_URI)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -328,12 +342,19 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--json", action="store_true")
             p.add_argument("--controls", action="store_true",
                            help="print the falsification table only")
+            p.add_argument("--metrics", metavar="PATTERN",
+                           help="metrics to show: comma-separated globs (e.g. 'acc*,loss'), "
+                           "or all; default: the claimed metrics")
+        if name == "verify":
+            p.add_argument("--quiet", "-q", action="store_true",
+                           help="print only the metrics that differ and the total")
         p.set_defaults(func=func)
 
     p = sub.add_parser("query", help="run SQL on a results folder's index.sqlite")
     p.add_argument("dir")
     p.add_argument("sql")
     p.set_defaults(func=cmd_query)
+    register(sub, spec_args)
     return parser
 
 
@@ -344,9 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, highlight=False, markup=False,
                   width=None if sys.stderr.isatty() else 200)
+    from .registry import PluginWarning
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
+        from .cliargs import check_cli_args
+        check_cli_args(args)
         return int(args.func(args, out, err))
     except HarnessError as exc:
         err.print(Text("error: ", style="bold red") + Text(exc.render()), soft_wrap=True)

@@ -13,13 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
 from . import datacache
 from .cells import derive_seed
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from .adapter import Component
 
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -48,12 +48,17 @@ class Progress:
         yield tick
 
 
+def _cpu() -> torch.device:
+    import torch
+    return torch.device("cpu")
+
+
 @dataclass
 class RunContext:
     """Everything an adapter call may use besides its params."""
 
     seed: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: _cpu())
     # the runner always sets a cell's artifacts folder; a hand-made context (tests,
     # notebooks) writes to a scratch folder, never into the working directory
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "harness-scratch")
@@ -67,11 +72,13 @@ class RunContext:
     @cached_property
     def rng(self) -> np.random.Generator:
         """A numpy Generator seeded from this context's seed."""
+        import numpy as np
         return np.random.default_rng(self.seed)
 
     @cached_property
     def generator(self) -> torch.Generator:
         """A torch Generator (on CPU) seeded from this context's seed."""
+        import torch
         return torch.Generator().manual_seed(self.seed)
 
     def derive(self, label: str) -> RunContext:
@@ -108,6 +115,8 @@ class RunContext:
     def seed_globals(self) -> None:
         """Seed Python's, numpy's and torch's global generators too, as a safety net for
         library code (e.g. ``torch.nn.Linear`` initialization) that draws from them."""
+        import numpy as np
+        import torch
         random.seed(self.seed)
         np.random.seed(self.seed % (2**32))
         torch.manual_seed(self.seed)

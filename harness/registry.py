@@ -41,41 +41,92 @@ class AdapterInfo:
     def kind(self) -> str:
         return self.cls.kind
 
+    @property
+    def version(self) -> str:
+        return str(self.cls.version)
+
+    @property
+    def description(self) -> str:
+        return self.cls.description()
+
 
 class Registry:
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager(GROUP)
-        self.pm.add_hookspecs(hookspecs)
-        self.adapters: dict[str, AdapterInfo] = {}
+        self._pm = pluggy.PluginManager(GROUP)
+        self._pm.add_hookspecs(hookspecs)
+        self.adapters: dict[str, Any] = {}  # name -> AdapterInfo or manifest.LazyAdapterInfo
         self.broken: dict[str, str] = {}
         self._origin: dict[str, tuple[str, str]] = {}
+        self._pending: dict[str, tuple[Any, str, str]] = {}  # known from the manifest only
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The plugin manager, every plugin loaded (its hooks are about to be called)."""
+        for name in list(self._pending):
+            self.load_pending(name)
+        return self._pm
 
     # -- loading -------------------------------------------------------------------
     def load_entry_points(self, strict: bool = False) -> None:
+        from . import manifest
+        cached = manifest.Manifest() if manifest.enabled() and not strict else None
         for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
-            if self.pm.has_plugin(ep.name) or ep.name in self.broken:
+            if self._pm.has_plugin(ep.name) or ep.name in self.broken or ep.name in self._pending:
                 continue
             dist = getattr(ep, "dist", None)
             package = dist.metadata["Name"] if dist is not None else "?"
             version = dist.version if dist is not None else "?"
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # any import failure of third-party code
-                reason = f"{type(exc).__name__}: {exc}"
-                self.broken[ep.name] = reason
-                msg = (f"plugin {ep.name!r} (package {package} {version}, entry point "
-                       f"{ep.value}) failed to load and was skipped: {reason}")
-                if strict:
-                    raise RegistryError(msg, hint="fix or uninstall that package, or run "
-                                        "without --strict-plugins to skip it") from None
-                warnings.warn(msg, PluginWarning, stacklevel=2)
+            key = manifest.entry_key(ep, package, version) if cached is not None else ""
+            rows = cached.get(key) if cached is not None else None
+            if rows is not None:  # its adapters are known: import its modules when needed
+                self._pending[ep.name] = (ep, package, version)
+                for row in rows:
+                    self._add_known(manifest.LazyAdapterInfo(row, ep.name, package, version,
+                                                             self))
                 continue
-            self.register(plugin, ep.name, package, version)
+            if self._load(ep, package, version, strict) and cached is not None:
+                classes = [i.cls for i in self.adapters.values()
+                           if i.plugin == ep.name and isinstance(i, AdapterInfo)]
+                described = manifest.describe_classes(classes)
+                if described is not None:
+                    cached.put(key, described)
+        if cached is not None:
+            cached.save()
+
+    def load_pending(self, plugin: str, adapter: str | None = None) -> Any:
+        """Load a plugin known from the manifest; the class of ``adapter`` if named."""
+        if plugin in self._pending:
+            ep, package, version = self._pending.pop(plugin)
+            self._load(ep, package, version, strict=False)
+            for name in [n for n, i in self.adapters.items()
+                         if i.plugin == plugin and not isinstance(i, AdapterInfo)]:
+                del self.adapters[name]  # the manifest named it, the plugin no longer has it
+        if adapter is None:
+            return None
+        return self.get(adapter)
+
+    def _load(self, ep: Any, package: str, version: str, strict: bool) -> bool:
+        """Import one entry point and register it; False (and a warning) if it fails."""
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # any import failure of third-party code
+            reason = f"{type(exc).__name__}: {exc}"
+            self.broken[ep.name] = reason
+            msg = (f"plugin {ep.name!r} (package {package} {version}, entry point "
+                   f"{ep.value}) failed to load and was skipped: {reason}")
+            if strict:
+                raise RegistryError(msg, hint="fix or uninstall that package, or run "
+                                    "without --strict-plugins to skip it") from None
+            warnings.warn(msg, PluginWarning, stacklevel=2)
+            return False
+        self.register(plugin, ep.name, package, version)
+        return True
 
     def register(self, plugin: Any, name: str, package: str = "?", version: str = "?") -> None:
-        self.pm.register(plugin, name=name)
+        self._pm.register(plugin, name=name)
         self._origin[name] = (package, version)
-        impls = [i for i in self.pm.hook.harness_adapters.get_hookimpls() if i.plugin_name == name]
+        impls = [i for i in self._pm.hook.harness_adapters.get_hookimpls()
+                 if i.plugin_name == name]
         for impl in impls:
             classes: Any = impl.function() or []
             for cls in classes:
@@ -85,16 +136,27 @@ class Registry:
         if not (isinstance(cls, type) and issubclass(cls, Adapter)) or not cls.name or not cls.kind:
             raise RegistryError(f"plugin {plugin!r} returned {cls!r}, which is not an adapter "
                                 "class with `kind` and `name` set")
-        if cls.name in self.adapters:
-            other = self.adapters[cls.name]
-            if other.cls is cls:
+        other = self.adapters.get(cls.name)
+        if other is not None and not (other.plugin == plugin and
+                                      not isinstance(other, AdapterInfo)):
+            if isinstance(other, AdapterInfo) and other.cls is cls:
                 return
-            raise RegistryError(
-                f"adapter name {cls.name!r} is claimed by two plugins: {other.plugin!r} "
-                f"(package {other.package} {other.package_version}) and {plugin!r} "
-                f"(package {package} {version})",
-                hint="uninstall one of the packages, or ask its author to rename the adapter")
+            self._clash(cls.name, other, plugin, package, version)
         self.adapters[cls.name] = AdapterInfo(cls, plugin, package, version)
+
+    def _add_known(self, info: Any) -> None:
+        other = self.adapters.get(info.name)
+        if other is not None:
+            self._clash(info.name, other, info.plugin, info.package, info.package_version)
+        self.adapters[info.name] = info
+
+    @staticmethod
+    def _clash(name: str, other: Any, plugin: str, package: str, version: str) -> None:
+        raise RegistryError(
+            f"adapter name {name!r} is claimed by two plugins: {other.plugin!r} "
+            f"(package {other.package} {other.package_version}) and {plugin!r} "
+            f"(package {package} {version})",
+            hint="uninstall one of the packages, or ask its author to rename the adapter")
 
     # -- lookup --------------------------------------------------------------------
     def names(self, kind: str | None = None) -> list[str]:

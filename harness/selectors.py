@@ -2,8 +2,10 @@
 
 A cell's axes are ``dataset``, ``model``, ``method``, ``point`` (the sweep point's name)
 and one axis per swept param (its short key). A selector ``{dataset: wine, lr: 0.01}``
-matches a cell whose axes have those values; a list in a selector means "any of".
-Values compare by their canonical text, so ``0.1`` matches a swept ``1.0e-1``.
+matches a cell whose axes have those values. A value matches exactly, lists included
+(``{hidden: [16]}`` matches the swept value ``[16]``); "any of" is explicit:
+``{lr: {in: [0.1, 0.01]}}``. Values compare by their canonical text, so ``0.1`` matches
+a swept ``1.0e-1``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from typing import Any
 
 AXES = ("dataset", "model", "method", "point")
+ANY_OF = "in"
 
 
 def fmt(value: Any) -> str:
@@ -24,11 +27,23 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def is_any_of(want: Any) -> bool:
+    """True for the explicit "any of" form ``{in: [...]}``."""
+    return isinstance(want, dict) and set(want) == {ANY_OF}
+
+
+def options(want: Any) -> list[Any]:
+    """The values a selector entry accepts: the list of ``{in: [...]}``, else the value."""
+    if is_any_of(want):
+        inner = want[ANY_OF]
+        return list(inner) if isinstance(inner, (list, tuple)) else [inner]
+    return [want]
+
+
 def matches(axes: dict[str, Any], selector: dict[str, Any]) -> bool:
     for key, want in selector.items():
-        have = axes.get(key)
-        options = want if isinstance(want, list) else [want]
-        if not any(fmt(have) == fmt(o) for o in options):
+        have = fmt(axes.get(key))
+        if not any(have == fmt(o) for o in options(want)):
             return False
     return True
 
@@ -53,7 +68,40 @@ def _same(a: Any, b: Any) -> bool:
         return str(a) == str(b)
 
 
-def selector_problems(sel: Any, values: dict[str, set[str]]) -> list[tuple[str, str, str | None]]:
+def _known(value: Any, names: set[str]) -> bool:
+    if isinstance(value, (dict, list)):
+        return fmt(value) in names
+    return str(value) in names or fmt(value) in names or any(_same(value, v) for v in names)
+
+
+Problem = tuple[str, str, str | None]
+
+
+def _value_problems(axis: str, want: Any, names: set[str]) -> list[Problem]:
+    if isinstance(want, dict) and ANY_OF in want and not is_any_of(want):
+        extra = sorted(str(k) for k in want if k != ANY_OF)
+        return [(f".{axis}", f"unknown selector operator(s) {extra} beside {ANY_OF!r}",
+                 f"write {{{ANY_OF}: [...]}} alone")]
+    if is_any_of(want) and not isinstance(want[ANY_OF], (list, tuple)):
+        return [(f".{axis}.{ANY_OF}", f"{ANY_OF!r} takes a list of values",
+                 f"e.g. {{{ANY_OF}: [a, b]}}")]
+    problems: list[Problem] = []
+    for w in options(want):
+        if _known(w, names):
+            continue
+        if not is_any_of(want) and isinstance(w, list) and all(_known(x, names) for x in w):
+            problems.append((f".{axis}", f"no {axis} is the list {fmt(w)} (a list matches "
+                             "a list-valued axis exactly)",
+                             f"to match any of these values write {{{ANY_OF}: {fmt(w)}}}"))
+            continue
+        close = difflib.get_close_matches(fmt(w), sorted(names), n=1)
+        problems.append((f".{axis}", f"no {axis} named {fmt(w)!r}",
+                         f"did you mean {close[0]!r}?" if close else
+                         f"{axis} names: " + ", ".join(sorted(names))))
+    return problems
+
+
+def selector_problems(sel: Any, values: dict[str, set[str]]) -> list[Problem]:
     """What is wrong with a selector: ``(path suffix, message, hint)`` per problem."""
     try:
         sel = normalize_selector(sel, values)
@@ -61,7 +109,7 @@ def selector_problems(sel: Any, values: dict[str, set[str]]) -> list[tuple[str, 
         pool = sorted(set().union(*values.values())) if values else []
         close = difflib.get_close_matches(str(sel), pool, n=1)
         return [("", str(exc), f"did you mean {close[0]!r}?" if close else None)]
-    problems: list[tuple[str, str, str | None]] = []
+    problems: list[Problem] = []
     for axis, want in sel.items():
         if axis not in values:
             close = difflib.get_close_matches(str(axis), list(values), n=1)
@@ -69,11 +117,5 @@ def selector_problems(sel: Any, values: dict[str, set[str]]) -> list[tuple[str, 
                              f"did you mean {close[0]!r}?" if close else
                              "axes: " + ", ".join(values)))
             continue
-        for w in (want if isinstance(want, list) else [want]):
-            if str(w) not in values[axis] and fmt(w) not in values[axis] and not any(
-                    _same(w, v) for v in values[axis]):
-                close = difflib.get_close_matches(str(w), sorted(values[axis]), n=1)
-                problems.append((f".{axis}", f"no {axis} named {w!r}",
-                                 f"did you mean {close[0]!r}?" if close else
-                                 f"{axis} names: " + ", ".join(sorted(values[axis]))))
+        problems += _value_problems(axis, want, values[axis])
     return problems

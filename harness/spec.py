@@ -294,6 +294,9 @@ def build_spec(doc: Located, registry: Registry, source: str, *,
     errors += _check_measures(spec)
     if control is None:
         errors += _check_controls(spec, registry)
+    if not errors:
+        from .semantics import check_spec
+        errors += check_spec(spec)
     if errors:
         raise SpecErrors(_unique(errors))
     return spec

@@ -106,3 +106,4 @@ def validate_model(model: type[BaseModel], data: Any, prefix: KeyPath, doc: Loca
     except ValidationError as exc:
         errors.extend(errors_from_pydantic(exc, model, data, prefix, doc, what))
         return None
+

@@ -107,11 +107,15 @@ def read_yaml_file(path: Path) -> Located:
 
 
 def deep_merge(base: Any, over: Any) -> Any:
-    """Merge ``over`` into ``base``: mappings merge key by key, anything else is replaced."""
+    """Merge ``over`` into ``base``: mappings merge key by key, anything else is replaced;
+    ``key: null`` in ``over`` removes an inherited ``key`` (``extends:`` then drop an entry)."""
     if isinstance(base, dict) and isinstance(over, dict):
         merged = dict(base)
         for key, value in over.items():
-            merged[key] = deep_merge(base[key], value) if key in base else value
+            if value is None and key in base:
+                merged.pop(key)
+            else:
+                merged[key] = deep_merge(base[key], value) if key in base else value
         return merged
     return over
 

@@ -392,8 +392,8 @@ def test_curvature_profile() -> None:
 
 
 # -- the spec through the CLI ----------------------------------------------------------
-QUAD_ONLY = ("cells.only=[{dataset: quadratic, model: iterate, method: [min-sgd, min-fop, "
-             "min-sgd-tuned, min-hd-tuned, min-fop-tuned]}]")
+QUAD_ONLY = ("cells.only=[{dataset: quadratic, model: iterate, method: {in: [min-sgd, "
+             "min-fop, min-sgd-tuned, min-hd-tuned, min-fop-tuned]}}]")
 
 
 def _claim(out: Path, start: str) -> dict:
@@ -434,8 +434,8 @@ def test_spec_digits_through_generic_training(tmp_path: Path) -> None:
     """Digits, reduced (1 seed, 2 epochs, 2 learning rates): fop/tuned wraps
     torch/train-classifier with and without FOP, scores on a validation split, reports the
     tuning table, FOP's spectra and CPU times, and only the refit writes artifacts."""
-    sets = ["cells.only=[{dataset: digits, model: cnn, method: [train-sgd-tuned, "
-            "train-fop-tuned]}]"]
+    sets = ["cells.only=[{dataset: digits, model: cnn, method: {in: [train-sgd-tuned, "
+            "train-fop-tuned]}}]"]
     for m in ("train-sgd-tuned", "train-fop-tuned"):
         sets += [f"methods.{m}.method.epochs=2", f"methods.{m}.grid={{optimizer.lr: [0.1, 0.3]}}"]
     run_harness("run", str(SPEC), "--out", str(tmp_path), "--seeds", "0",

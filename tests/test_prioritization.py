@@ -303,7 +303,7 @@ def test_loss_blind_control_counts_its_selection_forward_passes() -> None:
 
 # -- the spec's claims --------------------------------------------------------------------
 def _run_in_process(tmp_path: Path, break_policy: bool) -> dict[str, Any]:
-    overrides = ["cells.only=[{dataset: [digits-label30, digits-label50], method: sb}]"]
+    overrides = ["cells.only=[{dataset: {in: [digits-label30, digits-label50]}, method: sb}]"]
     if break_policy:  # a loss-blind policy, still labelled selective backprop
         overrides.append("methods.sb.selection.calculator=random")
     spec = load_spec(SPEC, get_registry(), overrides=overrides, seeds=[0])
@@ -325,7 +325,7 @@ def test_random_policy_labelled_loss_based_fails_the_noisy_share_claims(tmp_path
 @pytest.mark.slow
 def test_spec_claims_through_the_cli_at_reduced_size(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    only = "cells.only=[{dataset: [digits, digits-label30, digits-label50]}]"
+    only = "cells.only=[{dataset: {in: [digits, digits-label30, digits-label50]}}]"
     res = run_harness("run", str(SPEC), "--out", str(out), "--seeds", "0,1,2,3",
                       "--set", only, timeout=900)
     assert res.returncode == 0, res  # every claim holds on the digits cells alone

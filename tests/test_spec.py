@@ -8,7 +8,7 @@ import pytest
 
 from harness import Component, Method, Params, component_field
 from harness.cells import derive_seed, expand
-from harness.errors import SpecError
+from harness.errors import SpecError, SpecErrors
 from harness.registry import get_registry
 from harness.spec import load_spec
 from harness.yamlfile import deep_merge, parse_yaml
@@ -130,8 +130,8 @@ def test_cell_filters(tmp_path: Path, registry) -> None:
     text = BASE.replace("  mlp: {use: torch/mlp, hidden: [8]}\n",
                         "  mlp: {use: torch/mlp, hidden: [8]}\n  big: {use: torch/mlp}\n")
     text += "cells:\n  exclude: [{model: big, seed: 1}]\n"
-    spec = load_spec(write(tmp_path, text), registry)
-    assert len(expand(spec)) == 4  # the 'seed' key matches no axis, so nothing is excluded
+    with pytest.raises(SpecErrors, match="unknown axis 'seed'"):  # not silently ignored
+        load_spec(write(tmp_path, text), registry)
     spec = load_spec(write(tmp_path, text.replace("seed: 1", "dataset: iris")), registry)
     assert [c.model for c in expand(spec)] == ["mlp", "mlp"]
 

@@ -57,6 +57,9 @@ class BigBenchMetrics(Metric):
     """BIG-bench's metrics for the task (its declared ones), aggregated over subtasks."""
 
     name = "bigbench/metrics"
+    outputs = ("preferred_score", "normalized_preferred_score", "normalized_aggregate_score",
+               "low_score", "high_score", "human_*", "*/*")
+    dynamic_outputs = True  # the task's own metric names
     version = "1"
 
     class Params(Params):
@@ -188,6 +191,10 @@ class BootstrapInterval(Metric):
         n_boot: int = Field(2000, ge=100, description="bootstrap resamples")
         level: float = Field(0.95, gt=0, lt=1, description="interval coverage")
 
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        return [f"{params.metric}_ci_low", f"{params.metric}_ci_high"], False
+
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         examples, _ = _need(result)
         groups = per_example(examples, self.params.metric)
@@ -208,6 +215,8 @@ class ShotGain(Metric):
     """
 
     name = "bigbench/shot_gain"
+    outputs = ("shot_gain", "shot_gain_ci_low", "shot_gain_ci_high",
+               "baseline_multiple_choice_grade")
     version = "1"
 
     class Params(Params):

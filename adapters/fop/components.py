@@ -164,6 +164,8 @@ class ObserverScalars(Metric):
     """Copy the numbers training observers report under outputs["observers"][name]["scalars"]."""
 
     name = "fop/observer-scalars"
+    dynamic_outputs = True  # whatever the observers report
+    outputs = ()
     version = "1"
 
     class Params(Params):
@@ -189,6 +191,13 @@ class IfOutputs(Metric):
     class Params(Params):
         needs: list[str] = Field(default_factory=lambda: ["test_logits"])
         metric: Component = component_field("metric", "accuracy", "the wrapped metric")
+
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        inner = params.metric
+        if not isinstance(inner, Component) or not inner.is_resolved:
+            return [], True
+        return inner.adapter.output_names(inner.params, method)
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         if not all(k in result.outputs for k in self.params.needs):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from harness import CellResult, HarnessError, Metric, Params, RunContext
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LogitParams(Params):
@@ -20,6 +21,7 @@ class LogitParams(Params):
 
 
 def _get(result: CellResult, key: str, metric: str) -> torch.Tensor:
+    import torch
     if key not in result.outputs:
         raise HarnessError(f"metric {metric!r} needs output {key!r}, which this method does "
                            f"not produce (it has: {', '.join(sorted(result.outputs)) or 'none'})",
@@ -30,6 +32,10 @@ def _get(result: CellResult, key: str, metric: str) -> torch.Tensor:
 class _LogitMetric(Metric):
     Params = LogitParams
     default_name = ""
+
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        return [params.name or cls.default_name], False
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         p: LogitParams = self.params  # type: ignore[assignment]
@@ -58,6 +64,7 @@ class CrossEntropy(_LogitMetric):
     default_name = "cross_entropy"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch.nn.functional as F
         return F.cross_entropy(logits.double(), targets).item()
 
 
@@ -68,6 +75,7 @@ class MacroF1(_LogitMetric):
     default_name = "macro_f1"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch
         pred = logits.argmax(-1)
         classes = torch.unique(torch.cat([pred, targets]))
         f1s = []
@@ -87,6 +95,15 @@ class Scalars(Metric):
     class Params(Params):
         keys: list[str] | None = None
         prefix: str = ""
+
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        keys = params.keys
+        if keys is None and method is not None and method.is_resolved:
+            keys = method.adapter.scalar_names(method.params)
+        if keys is None:  # the method does not declare its scalars
+            return [], True
+        return [params.prefix + k for k in keys], False
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         scalars: dict[str, Any] = result.outputs.get("scalars", {})
@@ -109,8 +126,12 @@ class EvaluateMetric(Metric):
         references: str = Field("test_targets", description="output key")
         kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    dynamic_outputs = True  # the module's own score names
+    outputs = ()
+
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         import evaluate
+        import torch
         p = self.params
         local = Path(p.path).expanduser()
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get(

@@ -18,28 +18,32 @@ examples, whichever is given.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
 from harness import Component, Method, Params, RunContext, component_field
 from harness.data import ClassificationData
 from harness.training import StepInfo, TrainingRun, snapshot
 
+if TYPE_CHECKING:
+    import torch
+
 
 def per_example_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
     return F.cross_entropy(logits, targets, reduction="none")
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              chunk: int = 4096) -> tuple[torch.Tensor, float, float]:
     """Logits, accuracy and mean cross-entropy over ``x`` in chunks (eval mode)."""
+    import torch
+    import torch.nn.functional as F
     was = model.training
     model.eval()
-    logits = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
     model.train(was)
     acc = (logits.argmax(1) == y).float().mean().item()
     loss = F.cross_entropy(logits, y).item()
@@ -77,12 +81,14 @@ class _Candidates:
     """An endless stream of per-epoch permutations, ``size`` indices at a time."""
 
     def __init__(self, n: int, generator: torch.Generator) -> None:
+        import torch
         self.n, self.gen = n, generator
         self.perm = torch.randperm(n, generator=generator)
         self.pos = 0
         self.epochs_done = 0
 
     def next(self, size: int) -> torch.Tensor:
+        import torch
         out = []
         while size > 0:
             if self.pos >= self.n:
@@ -100,10 +106,14 @@ class TrainClassifier(Method):
     """Train a classifier with pluggable optimizer, example selection and observers."""
 
     name = "torch/train-classifier"
+    scalars = ("train_accuracy", "train_loss", "final_batch_loss", "steps",
+               "backward_examples", "forward_examples")
     Params = TrainClassifierParams
 
     def run(self, ctx: RunContext, data: ClassificationData, model: torch.nn.Module
             ) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
         p: TrainClassifierParams = self.params  # type: ignore[assignment]
         model = model.to(ctx.device)
         correction = p.correction.build() if p.correction is not None else None
@@ -189,6 +199,7 @@ class TrainClassifier(Method):
     def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, observers: list[Any],
               x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor, counts: dict[str, int],
               p: TrainClassifierParams, correction: Any = None) -> float:
+        import torch
         before = snapshot(model) if observers else {}
 
         def closure() -> torch.Tensor:

@@ -74,6 +74,7 @@ class PixelRollout(Metric):
     """Official losses, and energy and frame error of decoded latent rollouts."""
 
     name = "hnn/pixel-rollout"
+    outputs = ("train_*", "test_*", "energy_mse", "energy_drift", "frame_mse")
 
     class Params(Params):
         steps: int | None = Field(None, ge=2, description="rollout length in frames; "

@@ -82,6 +82,7 @@ class Reversibility(Metric):
     """Forward-then-backward round trip and phase-space volume change of the learned flow."""
 
     name = "hnn/reversibility"
+    outputs = ("round_trip_error", "round_trip_error_max", "volume_change")
 
     class Params(Params):
         t_end: float | None = Field(None, gt=0, description="length of each leg; default: "

@@ -62,6 +62,7 @@ class DerivativeLoss(Metric):
     """L2 loss of the learned field vs the true time derivatives (train and test)."""
 
     name = "hnn/derivative-loss"
+    outputs = ("train_loss", "train_loss_se", "test_loss", "test_loss_se")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         data, model = _data_model(result, self.name)
@@ -106,6 +107,7 @@ class Rollout(Metric):
     """Energy and state MSE along rollouts of the learned field from held-out states."""
 
     name = "hnn/rollout"
+    outputs = ("energy_mse", "hamiltonian_mse", "state_mse", "energy_drift", "learned_h_drift")
 
     class Params(Params):
         t_span: tuple[float, float] | None = Field(None, description="default: the dataset's")

@@ -101,6 +101,7 @@ class LCASummary(Metric):
     """LCA numbers: conservation and first-order residuals, fraction helping, layers."""
 
     name = "lca/summary"
+    outputs = ("lca_*",)
 
     class Params(ObserverParams):
         layers: bool = Field(True, description="report lca_layer/<parameter name> totals")
@@ -115,6 +116,7 @@ class LCAPlots(Metric):
     """Plots of LCA: per layer over iterations, per-parameter totals, loss vs sum of LCA."""
 
     name = "lca/plots"
+    outputs = ()
     Params = ObserverParams
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:

@@ -80,6 +80,7 @@ class NoisyShare(Metric):
     """Share of corrupted examples among the examples selected for backprop."""
 
     name = "prioritization/noisy-share"
+    outputs = ("noisy_share", "noisy_rate", "noisy_enrichment", "noisy_share_phase*")
     version = "1"
 
     class Params(Params):
@@ -116,6 +117,11 @@ class ToTarget(Metric):
         target: float = Field(0.95, gt=0, le=1, description="test accuracy to reach")
         prefix: str = Field("", description="prefix for the metric names")
 
+    @classmethod
+    def output_names(cls, params: Any, method: Any = None) -> tuple[list[str], bool]:
+        names = ("backprops_to_target", "forwards_to_target", "reached_target")
+        return [params.prefix + n for n in names], False
+
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         history = _need(result, "history", self.name)
         for entry in history:
@@ -135,6 +141,7 @@ class Curve(Metric):
     """Write curve.json: test accuracy vs backward/forward passes and windowed noisy share."""
 
     name = "prioritization/curve"
+    outputs = ()
     version = "1"
 
     class Params(Params):

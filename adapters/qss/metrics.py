@@ -25,6 +25,7 @@ class EpisodesToOptimal(Metric):
     """Training episodes until the greedy policy reaches (and holds) the optimal return."""
 
     name = "qss/episodes-to-optimal"
+    outputs = ("episodes_to_optimal", "reached_optimal", "episodes_to_first_optimal")
     version = "1"
 
     class Params(Params):
@@ -56,6 +57,7 @@ class FinalReturn(Metric):
     """The last evaluation's return (and, when the optimum is known, the regret to it)."""
 
     name = "qss/final-return"
+    outputs = ("final_return", "optimal_return", "final_regret")
     version = "1"
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
@@ -72,6 +74,7 @@ class ReturnCurve(Metric):
     """Mean of the evaluation return curve (its normalised area) and its best point."""
 
     name = "qss/return-curve"
+    outputs = ("mean_eval_return", "best_eval_return")
     version = "1"
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
@@ -90,6 +93,7 @@ class ForwardModelError(Metric):
     """D3G's forward-model MSE on the environment's held-out random-policy transitions."""
 
     name = "qss/forward-model-error"
+    outputs = ("forward_model_error",)
     version = "1"
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
@@ -103,6 +107,7 @@ class CycleLoss(Metric):
     The mean over the model updates of the last evaluation period."""
 
     name = "qss/cycle-loss"
+    outputs = ("cycle_loss",)
     version = "1"
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
@@ -115,6 +120,7 @@ class ValueBias(Metric):
     followed, at the last evaluation (positive: over-estimation)."""
 
     name = "qss/value-bias"
+    outputs = ("value_bias",)
     version = "1"
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:

@@ -37,6 +37,7 @@ class Accuracy(Metric):
     """Unseen-experiment, per-cell-type and in-distribution top-1; gap share recovered."""
 
     name = "rxrx1/accuracy"
+    outputs = ("unseen_acc.*", "id_acc.*", "val_acc.*", "drop.*", "gap_share.*")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         out = _outputs(result)
@@ -84,6 +85,7 @@ class BatchProbe(Metric):
     """Linear-probe accuracy at predicting the experiment from embeddings (lower: better)."""
 
     name = "rxrx1/batch-probe"
+    outputs = ("probe.*", "probe_drop.*")
 
     class Params(Params):
         split: str = Field("id_test", description="split whose embeddings are probed")

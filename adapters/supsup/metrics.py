@@ -21,6 +21,9 @@ class Continual(Metric):
     """Average accuracy (GG/GN), task inference, forgetting, per-task and bitwise checks."""
 
     name = "supsup/continual"
+    outputs = ("avg_accuracy", "forgetting", "max_forgetting", "task0_bitwise_unchanged",
+               "params_unchanged", "masks_allocated", "masks_allocated_minus_tasks",
+               "acc_task_*", "task_inference_accuracy*", "avg_accuracy_gn*", "gg_minus_gn*")
 
     class Params(harness.Params):
         per_task: int = Field(20, ge=0, description="report acc_task_<i> for at most this "

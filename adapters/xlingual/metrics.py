@@ -116,6 +116,8 @@ class CrossLingualMetrics(Metric):
     counts; summary numbers for the claims' fixed rule."""
 
     name = "xlingual/metrics"
+    outputs = ("source_bacc_ci_low", "source_margin", "source_balanced_accuracy",
+               "languages_above_chance", "k_gain", "k_gain_languages", "*.k*.*")
     version = "1"
 
     class Params(Params):
