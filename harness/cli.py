@@ -107,13 +107,13 @@ class RunProgress:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from .claims import claims_ok
+    if args.timeout is not None:  # the same as --set settings.timeout_s=N (controls too)
+        if not args.timeout > 0 or args.timeout == float("inf"):
+            raise HarnessError(f"--timeout must be a positive number of seconds, got "
+                               f"{args.timeout!r}", hint="e.g. --timeout 600")
+        args.set = [*(args.set or []), f"settings.timeout_s={args.timeout!r}"]
     from .commands import plan_inputs
     from .outdir import check_out_dir
-    from .plan import make_plan
-    from .report import print_summary
-    from .results import ResultsDir
-    from .runner import run_plan
     if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
         os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
@@ -135,20 +135,37 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                            hint="add controls (docs/controls.md) or run without --controls")
     check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
+    from .lock import locked
+    with locked(out_dir, wait=args.wait):
+        return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+
+
+def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters: Any,
+                executor: Any, registry: Registry, out: Console, err: Console) -> int:
+    from .claims import claims_ok
+    from .plan import make_plan
+    from .report import print_summary
+    from .results import ResultsDir
+    from .runner import run_plan
+    from .trust import require_trust
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
+    require_trust(plan.cells, args.trust_code, args.spec)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
-                          hook=registry.pm.hook)
+                          hook=registry.hooks)
     summary = report.summary
     code = report.exit_code
     if args.controls:
         from .controls import control_entries, falsification, plan_controls
         reports = {}
-        for cname, cplan in plan_controls(plan, cache, args.force, **cell_filters).items():
+        cplans = plan_controls(plan, cache, args.force, **cell_filters)
+        require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
+                      args.spec)
+        for cname, cplan in cplans.items():
             with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
                 reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
-                                          hook=registry.pm.hook)
+                                          hook=registry.hooks)
         table = falsification(summary, control_entries(plan),
                               {n: r.summary for n, r in reports.items()})
         summary["controls"] = table
@@ -244,7 +261,7 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
     registry = _registry(args)
     out_dir = Path(args.dir)
     summary = ResultsDir(out_dir).summary()
-    sections = [s for group in registry.pm.hook.harness_report_sections(
+    sections = [s for group in registry.hooks.harness_report_sections(
         summary=summary, out_dir=str(out_dir)) for s in (group or [])]
     print_summary(summary, out)
     for title, _ in sections:
@@ -258,12 +275,15 @@ def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .verify import verify
     rows = verify(Path(args.dir), _registry(args), default_cache(),
                   on_cell=None if args.quiet else
-                  lambda name: err.print(f"re-ran {name}", highlight=False))
+                  lambda name: err.print(f"re-ran {name}", highlight=False),
+                  spec=args.spec, trust_code=args.trust_code)
     bad = [r for r in rows if not r["identical"]]
     for r in rows:
         if r["identical"] and args.quiet:
             continue
-        if r["identical"]:
+        if r["metric"] == "-":
+            out.print(f"NOT RUN    {r['cell']}: {r['error']}", highlight=False)
+        elif r["identical"]:
             out.print(f"identical  {r['cell']}  {r['metric']} = {r['recorded']}", highlight=False)
         else:
             out.print(f"DIFFERENT  {r['cell']}  {r['metric']}: recorded {r['recorded']}, "
@@ -309,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a cell running longer and record it as failed (overrides "
+                   "settings.timeout_s; cells then run in worker processes)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow adapters to run code the spec names (e.g. evaluate/metric "
+                   "path: DIR)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another run is writing to --out, wait for it instead of exiting 2")
     add_cell_filters(p)
     p.add_argument("--metrics", metavar="PATTERN", help="metrics to print, as in `show`")
     p.add_argument("--mlflow", metavar="URI", help="log each cell to MLflow at URI (a local "
@@ -338,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
                              ("verify", cmd_verify, "re-execute every cell and compare metrics")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="results folder")
+        if name == "verify":
+            p.add_argument("--spec", help="the spec the folder was run from (default: the "
+                           "summary's spec_source, if unchanged)")
+            p.add_argument("--trust-code", action="store_true",
+                           help="allow adapters to run code the cells name")
         if name == "show":
             p.add_argument("--json", action="store_true")
             p.add_argument("--controls", action="store_true",
@@ -382,9 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except OSError as exc:  # a full disk, a read-only folder: outside every cell's own try
-        from .outdir import os_error_message
-        message, hint, code = os_error_message(exc)
+    except Exception as exc:  # a full disk, a read-only folder: outside every cell's own try
+        from .outdir import storage_error
+        found = storage_error(exc)
+        if found is None:
+            raise
+        message, hint, code = found
         err.print(Text("error: ", style="bold red") + Text(f"{message}\n  hint: {hint}"),
                   soft_wrap=True)
         return code

@@ -72,6 +72,9 @@ def print_compare(data: dict[str, Any], dir_a: str, dir_b: str, console: Any) ->
 
     from .report import _num
     console.print(f"A = {dir_a} ({data['a']['spec']})\nB = {dir_b} ({data['b']['spec']})")
+    if data["a"]["spec_hash"] != data["b"]["spec_hash"]:
+        console.print("note: the two folders come from different specs (or --set/--seeds); "
+                      "groups and claims are matched by name")
     table = Table(title="mean ± std (n) over seeds; diff = B - A; overlap of the 95% intervals",
                   title_justify="left")
     for col, just in (("group", "left"), ("metric", "left"), ("A", "right"), ("B", "right"),

@@ -68,6 +68,7 @@ class RunContext:
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
     spec_seed: int | None = None
+    spec_dir: Path | None = None  # the spec's folder: relative paths in params resolve here
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -86,7 +87,8 @@ class RunContext:
         return RunContext(seed=derive_seed(self.seed, label), device=self.device,
                           work_dir=self.work_dir, cache_dir=self.cache_dir, logger=self.logger,
                           progress=self.progress, label=f"{self.label}/{label}",
-                          extras=self.extras, spec_seed=self.spec_seed)
+                          extras=self.extras, spec_seed=self.spec_seed,
+                          spec_dir=self.spec_dir)
 
     def load_dataset(self, component: Component) -> Any:
         """Load a nested dataset component (e.g. the one a wrapper wraps).
@@ -105,7 +107,8 @@ class RunContext:
         seed and label, no extras."""
         return RunContext(seed=seed, device=self.device, work_dir=self.work_dir,
                           cache_dir=self.cache_dir, logger=self.logger,
-                          progress=self.progress, label=label, spec_seed=self.spec_seed)
+                          progress=self.progress, label=label, spec_seed=self.spec_seed,
+                          spec_dir=self.spec_dir)
 
     def artifact(self, name: str) -> Path:
         """A path for an artifact file in this cell's artifacts folder."""

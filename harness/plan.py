@@ -46,6 +46,7 @@ class CellPlan:
     identity: str = ""
     data_fingerprint: str = ""
     status: str = "todo"  # "todo" or "done" (an ok record with this identity exists)
+    timeout_s: float | None = None  # settings.timeout_s: executors stop a cell running longer
 
     @classmethod
     def from_cell(cls, cell: Cell, spec: Spec, cache_dir: Path) -> CellPlan:
@@ -56,8 +57,8 @@ class CellPlan:
                    dataset=cell.dataset_component, model=cell.model_component,
                    method=cell.method_component, metrics=cell.metrics,
                    config=cell.config(), versions=cell.versions(),
-                   settings=spec.model.settings.model_dump(exclude={"jobs"}),
-                   spec_source=spec.source,
+                   settings=spec.model.settings.model_dump(exclude={"jobs", "timeout_s"}),
+                   timeout_s=spec.model.settings.timeout_s, spec_source=spec.source,
                    spec_hash=spec.hash(), cache_dir=str(cache_dir))
 
     @property

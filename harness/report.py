@@ -235,7 +235,7 @@ def write_html(summary: dict[str, Any], out_dir: Path,
     plots (each claimed metric against each swept param), the adapters' sections and
     every cell's PNG artifacts; one self-contained file that fits the browser window."""
     from .plots import draw
-    from .results import atomic_write_text
+    from .results import artifact_pngs, atomic_write_text
     esc = html.escape
     parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description') or '')}</p>",
              _claims_html(summary)]
@@ -258,7 +258,7 @@ def write_html(summary: dict[str, Any], out_dir: Path,
         parts.append(f"<h2>{esc(title)}</h2><div class='scroll'>{section}</div>")
     artifacts = []
     for cell in summary["cells"]:
-        pngs = _pngs(out_dir / "cells" / cell["id"] / "artifacts")
+        pngs = artifact_pngs(out_dir, cell.get("id"))
         if pngs:
             artifacts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
     if artifacts:

@@ -71,6 +71,15 @@ def test_log_run_params_metrics_artifacts(tmp_path: Path) -> None:
     assert len(runs_of(store, "fake")) == 2
 
 
+def test_off_unless_the_user_asks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.mlflow_logger import harness_run_finished
+    monkeypatch.delenv("HARNESS_MLFLOW_URI", raising=False)
+    summary = fake_run(tmp_path / "out")
+    monkeypatch.chdir(tmp_path)
+    harness_run_finished(summary=summary, out_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "mlruns").exists()  # nothing logged, not even MLflow's default
+
+
 @pytest.mark.slow
 def test_run_with_mlflow_flag(write_spec, tmp_path: Path) -> None:
     spec = write_spec("name: tiny\nseeds: [0]\ndatasets:\n  iris: {use: sklearn/iris}\n"
@@ -78,9 +87,6 @@ def test_run_with_mlflow_flag(write_spec, tmp_path: Path) -> None:
                       "  train: {use: torch/train-classifier, epochs: 1}\nmetrics: [accuracy]\n")
     store = tmp_path / "mlruns"
     env = {"HARNESS_MLFLOW_URI": ""}
-    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"), env=env)
-    assert res.returncode == 0 and "mlflow: logged" not in res.stderr, res  # off by default
-    assert not store.exists()
     res = run_harness("run", str(spec), "--out", str(tmp_path / "o"), "--mlflow",
                       str(store), env=env)
     assert res.returncode == 0, res

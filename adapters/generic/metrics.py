@@ -119,9 +119,12 @@ class EvaluateMetric(Metric):
     """A Hugging Face `evaluate` metric module, by local path (or hub name when online)."""
 
     name = "evaluate/metric"
+    code_params = ("path",)  # evaluate runs the module's code: needs --trust-code
 
     class Params(Params):
-        path: str = Field(..., description="local metric script/folder, or a hub name")
+        path: str = Field(..., description="local metric script/folder (relative to the "
+                          "spec's folder), or a hub name; its code runs, so a spec using "
+                          "it needs `--trust-code`")
         predictions: str = Field("test_logits", description="output key; logits are argmaxed")
         references: str = Field("test_targets", description="output key")
         kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -134,6 +137,8 @@ class EvaluateMetric(Metric):
         import torch
         p = self.params
         local = Path(p.path).expanduser()
+        if not local.is_absolute() and ctx.spec_dir is not None:
+            local = ctx.spec_dir / local
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get(
             "HF_EVALUATE_OFFLINE") == "1"
         if not local.exists() and offline:

@@ -44,6 +44,7 @@ class TwoMoons(Dataset):
         noise: float = Field(0.1, ge=0, description="std of the Gaussian noise added")
 
     def load(self, ctx: RunContext) -> ClassificationData:
+        import numpy as np
         import torch
         p = self.params
         rng = ctx.rng  # numpy Generator seeded by the run context: never np.random
@@ -52,8 +53,9 @@ class TwoMoons(Dataset):
             y = rng.integers(0, 2, size=n)
             angle = rng.uniform(0, math.pi, size=n)
             x0 = rng.standard_normal((n, 2)) * p.noise
-            x0[:, 0] += [math.cos(a) if c == 0 else 1 - math.cos(a) for a, c in zip(angle, y)]
-            x0[:, 1] += [math.sin(a) if c == 0 else 0.5 - math.sin(a) for a, c in zip(angle, y)]
+            upper = y == 0  # class 0: the upper moon; class 1: the lower one, shifted
+            x0[:, 0] += np.where(upper, np.cos(angle), 1 - np.cos(angle))
+            x0[:, 1] += np.where(upper, np.sin(angle), 0.5 - np.sin(angle))
             return torch.tensor(x0, dtype=torch.float32), torch.tensor(y).long()
 
         x_train, y_train = draw(p.n)
