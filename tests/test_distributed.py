@@ -333,8 +333,11 @@ def fake_plan(tmp_path: Path) -> Any:
 
 def payload(**record: Any) -> dict[str, Any]:
     files = {"artifacts/a.npz": b"x" * 10, "examples.jsonl": b'{"i": 1}\n'}
+    cell = {"name": "d/m/seed=0", "group": "d/m", "spec_seed": 0, "seed": 0, "axes": {}}
     return {"worker": {"host": "node7", "pid": 42, "address": "tcp://10.0.0.7:1"},
-            "record": {"status": "ok", "identity": "id-1", "metrics": {"m": 0.5},
+            "record": {"status": "ok", "identity": "id-1", "cell_id": "c-1", "cell": cell,
+                       "settings": {},
+                       "metrics": {"m": 0.5},
                        "data_fingerprint": "fp-1",
                        "provenance": {"argv": ["dask", "worker"]}, **record},
             "files": files, "files_bytes": sum(map(len, files.values()))}
@@ -370,6 +373,8 @@ def test_files_over_the_cap_unsafe_paths_and_other_data_fail_the_cell(tmp_path: 
     bad["files"]["../../escape"] = b"!"
     record, files = accept_result(plan, bad, max_bytes=1000)
     assert record["status"] == "failed" and "unsafe paths" in record["error"]["message"]
+    record, _ = accept_result(plan, payload(cell_id="other"), max_bytes=1000)
+    assert record["status"] == "failed" and "sent an invalid record" in record["error"]["message"]
     record, _ = accept_result(plan, payload(data_fingerprint="fp-2"), max_bytes=1000)
     assert record["status"] == "failed" and "loaded different data" in record["error"]["message"]
     record, _ = accept_result(plan, {"worker": {"host": "h", "pid": 1, "address": "tcp://a:1"},
