@@ -132,11 +132,21 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
             rhs = normalize_selector(entry.rhs, values)
         except ValueError:
             continue  # reported by the selector checks
-        picked = _selected(cells, lhs) + (_selected(cells, rhs) if entry.rhs is not None else [])
+        chosen = _selected(cells, lhs)
+        if not chosen and spec.control is None:
+            key = "lhs" if entry.lhs is not None else "where"
+            errors.append(_error(spec, (section, i, key), f"this {_WHAT[section]} selects no "
+                                 "cell of the spec (after `cells:`): it can never be measured",
+                                 "check `where`/`lhs` against `cells.only`/`exclude`"))
+        picked = chosen + (_selected(cells, rhs) if entry.rhs is not None else [])
+        if entry.vs_metric is not None and entry.vs_metric == entry.metric:
+            errors.append(_error(spec, (section, i, "vs_metric"), "vs_metric is the same "
+                                 "metric: the ratio is always 1 and the difference 0",
+                                 "compare with another metric, or two groups (lhs/rhs)"))
         for key in ("metric", "vs_metric"):
             name = getattr(entry, key)
-            if name is None:
-                continue
+            if name is None or (not picked and spec.control is not None):
+                continue  # a control need not run every claim's cells
             scope = picked or cells
             if any(outputs[id(c)].has(name) for c in scope):
                 continue
@@ -149,19 +159,23 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
                 f"did you mean {close[0]!r}?" if close else
                 "their metrics produce: " + (", ".join(pool[:20]) or "nothing")
                 + (" ..." if len(pool) > 20 else "")))
-        if section == "expect" and entry.lhs is not None and entry.rhs is not None:
-            errors += _same_sides(spec, i, lhs, rhs)
+        if entry.lhs is not None and entry.rhs is not None:
+            errors += _same_sides(spec, section, i, lhs, rhs)
     return errors
 
 
-def _same_sides(spec: Spec, i: int, lhs: dict[str, Any], rhs: dict[str, Any]) -> list[SpecError]:
+_WHAT = {"expect": "claim", "report": "report row"}
+
+
+def _same_sides(spec: Spec, section: str, i: int, lhs: dict[str, Any],
+                rhs: dict[str, Any]) -> list[SpecError]:
     """rhs sets nothing that lhs (with where) does not already fix to the same values:
     every group would be compared with itself."""
     def same(key: str) -> bool:
         return key in lhs and sorted(map(fmt, options(lhs[key]))) == sorted(
             map(fmt, options(rhs[key])))
     if rhs and all(same(k) for k in rhs):
-        return [_error(spec, ("expect", i, "rhs"),
+        return [_error(spec, (section, i, "rhs"),
                        "lhs and rhs select the same groups: each group would be compared "
                        "with itself (a ratio of 1, a difference of 0)",
                        "make rhs name the other side, e.g. another method or sweep value")]
@@ -214,4 +228,38 @@ def check_spec(spec: Spec) -> list[SpecError]:
     except SpecError:
         return []  # `validate` and `run` report a spec that expands to no cells
     one_seed = [c for c in cells if c.spec_seed == cells[0].spec_seed]
-    return check_duplicate_outputs(spec, one_seed) + check_measure_metrics(spec, one_seed)
+    errors = check_duplicate_outputs(spec, one_seed) + check_measure_metrics(spec, one_seed)
+    return errors + (check_control_cells(spec) if spec.control is None else [])
+
+
+def check_control_cells(spec: Spec) -> list[SpecError]:
+    """A control's cells include a group of every claim its ``must_fail`` names (else the
+    claim fails for want of cells, not because of the control)."""
+    from .cells import expand
+    errors: list[SpecError] = []
+    values = spec.axis_values()
+    claims = dict(zip(spec.claim_ids, spec.model.expect, strict=True))
+    for j, ctl in enumerate(spec.model.controls):
+        variant = spec.controls.get(ctl.name)
+        if variant is None:
+            continue
+        try:
+            cells = expand(variant)
+        except SpecError:
+            continue  # `validate` reports a control restricted to no cells
+        for k, cid in enumerate(ctl.must_fail):
+            claim = claims.get(cid)
+            if claim is None:
+                continue
+            try:
+                sel = {**normalize_selector(claim.where, values),
+                       **normalize_selector(claim.lhs, values)}
+            except ValueError:
+                continue
+            if not _selected(cells, sel):
+                errors.append(_error(
+                    spec, ("controls", j, "must_fail", k),
+                    f"control {ctl.name!r} runs no cell that claim {cid!r} selects: the "
+                    "claim would fail for want of cells, not because of the control",
+                    "widen the control's `cells:` or drop the claim from its must_fail"))
+    return errors

@@ -216,6 +216,10 @@ CONTRADICTIONS = [
      ["spec.yaml:12", "expect[0].min_seeds", "more than the spec's 2 seed(s)"]),
     ("lhs-is-rhs", "  - {metric: accuracy, lhs: wine, rhs: wine, ratio_at_least: 1}\n", [],
      ["spec.yaml:12", "expect[0].rhs", "compared with itself"]),
+    ("vs-itself", "  - {metric: accuracy, vs_metric: accuracy, ratio_at_least: 1}\n", [],
+     ["expect[0].vs_metric", "always 1"]),
+    ("selects-no-cell", "  - {metric: accuracy, where: {dataset: wine}, at_least: 0}\n",
+     ["--set", "cells={exclude: [{dataset: wine}]}"], ["expect[0].where", "selects no cell"]),
     ("lhs-is-rhs-by-where", "  - {metric: accuracy, where: {dataset: wine}, lhs: {model: mlp},"
      " rhs: {dataset: wine}, diff_at_least: 0}\n", [], ["expect[0].rhs", "compared with itself"]),
 ]
@@ -271,3 +275,18 @@ def test_extends_removes_an_inherited_entry_with_null(tmp_path: Path, capsys) ->
     code, out = validate(tmp_path, capsys, BASE.replace("  wine: {use: sklearn/wine}",
                                                         "  wine: null"))
     assert code == 2 and "datasets.wine" in out, out  # nothing to remove: validated as written
+
+
+def test_report_rows_and_controls_that_measure_nothing(tmp_path: Path, capsys) -> None:
+    row = "report:\n  - {metric: accuracy, lhs: wine, rhs: {dataset: wine}, as: ratio}\n"
+    code, out = validate(tmp_path, capsys, BASE + row)
+    assert code == 2 and "report[0].rhs" in out and "compared with itself" in out, out
+    control = BASE + """\
+expect:
+  - {id: wine-ok, metric: accuracy, where: {dataset: wine}, at_least: 0.5}
+controls:
+  - {name: c, set: {methods.train.steps: 1}, cells: {only: [{dataset: iris}]},
+     must_fail: [wine-ok]}
+"""
+    code, out = validate(tmp_path, capsys, control)
+    assert code == 2 and "controls[0].must_fail[0]" in out and "for want of cells" in out, out
