@@ -65,6 +65,7 @@ class Outputs:
     def __init__(self, cell: Cell) -> None:
         self.by_metric: list[list[str]] = []
         self.dynamic = False
+        self.undeclared: dict[str, str] = {}  # adapter -> the name it is taken to produce
         for metric in cell.metrics:
             adapter = metric.adapter
             if not issubclass(adapter, Metric):  # a plugin's metric not built on harness.Metric
@@ -72,6 +73,9 @@ class Outputs:
                 self.dynamic = True
                 continue
             names, dynamic = adapter.output_names(metric.params, cell.method_component)
+            if adapter.outputs is None and getattr(adapter.output_names, "__func__", None) is \
+                    getattr(Metric.output_names, "__func__", None):
+                self.undeclared[adapter.name] = names[0] if names else ""
             self.by_metric.append(list(names))
             self.dynamic = self.dynamic or dynamic
 
@@ -153,12 +157,17 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
             pool = sorted({n for c in scope for n in outputs[id(c)].names}) or every
             close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
             where_text = "the cells it selects" if picked else "any cell"
-            errors.append(_error(
-                spec, (section, i, key),
-                f"no metric of {where_text} produces {name!r}",
-                f"did you mean {close[0]!r}?" if close else
+            hint = f"did you mean {close[0]!r}?" if close else (
                 "their metrics produce: " + (", ".join(pool[:20]) or "nothing")
-                + (" ..." if len(pool) > 20 else "")))
+                + (" ..." if len(pool) > 20 else ""))
+            undeclared = {a: n for c in scope for a, n in outputs[id(c)].undeclared.items()}
+            if undeclared:
+                hint += "; " + ", ".join(f"{a!r} declares no outputs (taken to be {n!r})"
+                                         for a, n in sorted(undeclared.items()))
+                hint += ": its author can declare them (`outputs = (...)`, docs/" \
+                        "writing-an-adapter.md)"
+            errors.append(_error(spec, (section, i, key),
+                                 f"no metric of {where_text} produces {name!r}", hint))
         if entry.lhs is not None and entry.rhs is not None:
             errors += _same_sides(spec, section, i, lhs, rhs)
     return errors

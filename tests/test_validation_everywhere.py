@@ -290,3 +290,26 @@ controls:
 """
     code, out = validate(tmp_path, capsys, control)
     assert code == 2 and "controls[0].must_fail[0]" in out and "for want of cells" in out, out
+
+
+def test_an_undeclared_metric_is_taken_to_produce_its_adapter_name(tmp_path: Path,
+                                                                   capsys) -> None:
+    from harness import CellResult, Metric, RunContext
+    from harness.registry import get_registry
+
+    class MyScore(Metric):
+        """test-only: declares no outputs"""
+
+        name = "test/my-score"
+
+        def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+            return {"my_score": 1.0}
+
+    registry = get_registry()
+    if MyScore.name not in registry.adapters:
+        registry._add(MyScore, "test", "tests", "0")
+    text = BASE.replace("[accuracy]", "[accuracy, test/my-score]")
+    ok = text + "expect:\n  - {metric: my_score, at_least: 0}\n"
+    assert validate(tmp_path, capsys, ok)[0] == 0
+    code, out = validate(tmp_path, capsys, text + "expect:\n  - {metric: score, at_least: 0}\n")
+    assert code == 2 and "'test/my-score' declares no outputs (taken to be 'my_score')" in out
