@@ -238,6 +238,12 @@ def check_spec(spec: Spec) -> list[SpecError]:
         return []  # `validate` and `run` report a spec that expands to no cells
     one_seed = [c for c in cells if c.spec_seed == cells[0].spec_seed]
     errors = check_duplicate_outputs(spec, one_seed) + check_measure_metrics(spec, one_seed)
+    wheres = spec.points[0].metric_where if spec.points and spec.control is None else []
+    for i, where in enumerate(wheres):
+        if where and not _selected(one_seed, where):
+            errors.append(_error(spec, ("metrics", i, "where"), "this metric's `where:` "
+                                 "selects no cell of the spec: it is never computed",
+                                 "check it against `cells.only`/`exclude`"))
     return errors + (check_control_cells(spec) if spec.control is None else [])
 
 

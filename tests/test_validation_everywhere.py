@@ -133,6 +133,9 @@ def test_metric_where_and_control_cells_are_checked(tmp_path: Path, capsys) -> N
     code, out = validate(tmp_path, capsys, text)
     assert code == 2 and "spec.yaml:12" in out and "metrics[1].where.dataset" in out
     assert "did you mean 'wine'" in out
+    never = text.replace("wien", "wine") + "cells:\n  exclude: [{dataset: wine}]\n"
+    code, out = validate(tmp_path, capsys, never)
+    assert code == 2 and "metrics[1].where" in out and "never computed" in out, out
     control = BASE + """\
 expect:
   - {id: good, metric: accuracy, at_least: 0.5}
