@@ -62,7 +62,7 @@ def extra_for_module(module: str, distribution: str = DISTRIBUTION) -> str | Non
 
 def missing_dependency(exc: ModuleNotFoundError) -> HarnessError:
     """A user error for a module an adapter needs and the environment lacks."""
-    module = exc.name or str(exc)
+    module = (exc.name or str(exc)).split(".")[0]
     extra = extra_for_module(module)
     if extra is not None:
         return HarnessError(f"this cell needs the Python package {module!r}, which is not "
