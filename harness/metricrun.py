@@ -52,10 +52,11 @@ def compute_metrics(metrics: list[Component], ctx: RunContext, result: CellResul
             slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", metric.label)[:60]
             path = cell_dir / ERRORS_DIR / f"{i}-{slug}.txt"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(traceback.format_exc(), encoding="utf-8")
+            trace = traceback.format_exc()
+            path.write_text(trace, encoding="utf-8")
             errors.append({**entry, "type": type(exc).__name__,
                            "message": f"{type(exc).__name__}: {exc}", "traceback_file": str(path),
-                           "user": False})
+                           "traceback": trace, "user": False})
             continue
         repeated = sorted(k for k in got if k in values)
         if repeated:
@@ -75,5 +76,9 @@ def metrics_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
         lines.append(f"metric {e['metric']!r} failed: {first}{where}")
         lines += [f"  {r.strip()}" for r in rest]
     kept = "; the other metrics were kept"
-    return {"type": "MetricError", "message": lines[0] + kept + "".join(
+    out = {"type": "MetricError", "message": lines[0] + kept + "".join(
         "\n" + line for line in lines[1:]), "user": all(e["user"] for e in errors)}
+    traces = [e["traceback"] for e in errors if e.get("traceback")]
+    if traces:
+        out["traceback"] = "\n".join(traces)
+    return out
