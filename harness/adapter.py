@@ -162,6 +162,9 @@ class Adapter:
     name: ClassVar[str] = ""
     version: ClassVar[str] = "1"
     Params: ClassVar[type[Params]] = Params
+    #: params that name code this adapter imports or runs (a module path, a script):
+    #: a spec using them runs only with ``--trust-code`` (see docs/writing-an-adapter.md)
+    code_params: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: Any = None) -> None:
         self.params = params if params is not None else self.Params()

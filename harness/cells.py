@@ -162,8 +162,9 @@ def expand(spec: Spec) -> list[Cell]:
                             continue
                         cells.append(cell)
     if not cells:
-        raise SpecError("the spec expands to no cells", location=spec.doc.where(("cells",)),
-                        path="cells", hint="loosen `cells.only` / `cells.exclude`")
+        key = "only" if flt.only is not None else "exclude"
+        raise SpecError("the spec expands to no cells", location=spec.doc.where(("cells", key)),
+                        path=f"cells.{key}", hint="loosen `cells.only` / `cells.exclude`")
     _check_injective(spec, cells)
     return cells
 

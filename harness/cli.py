@@ -8,13 +8,16 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
+from .commands import add_cell_filters, register
 from .errors import HarnessError
-from .registry import PluginWarning, Registry, get_registry
+
+if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --help)
+    from .registry import Registry
 
 DEFAULT_OUT = Path("results")
 
@@ -28,6 +31,7 @@ def default_cache() -> Path:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
+    from .registry import get_registry
     return get_registry(strict=getattr(args, "strict_plugins", False))
 
 
@@ -108,15 +112,18 @@ class RunProgress:
 
 
 def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from .claims import claims_ok
+    if args.timeout is not None:  # the same as --set settings.timeout_s=N (controls too)
+        if not args.timeout > 0 or args.timeout == float("inf"):
+            raise HarnessError(f"--timeout must be a positive number of seconds, got "
+                               f"{args.timeout!r}", hint="e.g. --timeout 600")
+        args.set = [*(args.set or []), f"settings.timeout_s={args.timeout!r}"]
+    from .commands import plan_inputs
     from .outdir import check_out_dir
-    from .plan import make_plan
-    from .report import print_summary
-    from .results import ResultsDir
-    from .runner import run_plan
+    if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
+        os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
     spec = _load(args, registry)
-    out_dir = Path(args.out) if args.out else DEFAULT_OUT / spec.name
+    out_dir, cell_filters = plan_inputs(args, spec)
     executors = registry.executors()
     jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
     address = args.dask_address
@@ -133,20 +140,37 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                            hint="add controls (docs/controls.md) or run without --controls")
     check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
+    from .lock import locked
+    with locked(out_dir, wait=args.wait):
+        return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+
+
+def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters: Any,
+                executor: Any, registry: Registry, out: Console, err: Console) -> int:
+    from .claims import claims_ok
+    from .plan import make_plan
+    from .report import print_summary
+    from .results import ResultsDir
+    from .runner import run_plan
+    from .trust import require_trust
     cache = default_cache()
-    plan = make_plan(spec, out_dir, cache, args.force)
+    plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
+    require_trust(plan.cells, args.trust_code, args.spec)
     with RunProgress(err, spec.name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
-                          hook=registry.pm.hook)
+                          hook=registry.hooks)
     summary = report.summary
     code = report.exit_code
     if args.controls:
         from .controls import control_entries, falsification, plan_controls
         reports = {}
-        for cname, cplan in plan_controls(plan, cache, args.force).items():
+        cplans = plan_controls(plan, cache, args.force, **cell_filters)
+        require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
+                      args.spec)
+        for cname, cplan in cplans.items():
             with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
                 reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
-                                          hook=registry.pm.hook)
+                                          hook=registry.hooks)
         table = falsification(summary, control_entries(plan),
                               {n: r.summary for n, r in reports.items()})
         summary["controls"] = table
@@ -156,7 +180,7 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print_summary(summary, out)
+        print_summary(summary, out, getattr(args, "metrics", None))
     claims = summary["claims"]
     counts = {s: sum(c.get("status") == s for c in claims)
               for s in ("PASS", "FAIL", "XFAIL", "XPASS")}
@@ -197,8 +221,8 @@ def cmd_list(args: argparse.Namespace, out: Console, err: Console) -> int:
         table.add_column(col)
     for name in registry.names(kind):
         info = registry.adapters[name]
-        table.add_row(name, info.kind, info.cls.description(),
-                      f"{info.package} {info.package_version} ({info.plugin}) v{info.cls.version}")
+        table.add_row(name, info.kind, info.description,
+                      f"{info.package} {info.package_version} ({info.plugin}) v{info.version}")
     out.print(table)
     for name, reason in registry.broken.items():
         err.print(f"warning: plugin {name!r} not loaded: {reason}", style="yellow")
@@ -220,7 +244,7 @@ def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print_summary(summary, out)
+        print_summary(summary, out, args.metrics)
         from .supersede import print_superseded
         print_superseded(Path(args.dir), out)
     return 0
@@ -244,7 +268,7 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
     registry = _registry(args)
     out_dir = Path(args.dir)
     summary = ResultsDir(out_dir).summary()
-    sections = [s for group in registry.pm.hook.harness_report_sections(
+    sections = [s for group in registry.hooks.harness_report_sections(
         summary=summary, out_dir=str(out_dir)) for s in (group or [])]
     print_summary(summary, out)
     for title, _ in sections:
@@ -257,10 +281,16 @@ def cmd_report(args: argparse.Namespace, out: Console, err: Console) -> int:
 def cmd_verify(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .verify import verify
     rows = verify(Path(args.dir), _registry(args), default_cache(),
-                  on_cell=lambda name: err.print(f"re-ran {name}", highlight=False))
+                  on_cell=None if args.quiet else
+                  lambda name: err.print(f"re-ran {name}", highlight=False),
+                  spec=args.spec, trust_code=args.trust_code)
     bad = [r for r in rows if not r["identical"]]
     for r in rows:
-        if r["identical"]:
+        if r["identical"] and args.quiet:
+            continue
+        if r["metric"] == "-":
+            out.print(f"NOT RUN    {r['cell']}: {r['error']}", highlight=False)
+        elif r["identical"]:
             out.print(f"identical  {r['cell']}  {r['metric']} = {r['recorded']}", highlight=False)
         else:
             out.print(f"DIFFERENT  {r['cell']}  {r['metric']}: recorded {r['recorded']}, "
@@ -306,6 +336,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--controls", action="store_true",
                    help="also run the spec's controls and print the falsification table")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop a cell running longer and record it as failed (overrides "
+                   "settings.timeout_s; cells then run in worker processes)")
+    p.add_argument("--trust-code", action="store_true",
+                   help="allow adapters to run code the spec names (e.g. evaluate/metric "
+                   "path: DIR)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another run is writing to --out, wait for it instead of exiting 2")
+    add_cell_filters(p)
+    p.add_argument("--metrics", metavar="PATTERN", help="metrics to print, as in `show`")
+    p.add_argument("--mlflow", metavar="URI", help="log each cell to MLflow at URI (a local "
+                   "folder or a tracking server; same as HARNESS_MLFLOW_URI)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a spec without running it")
@@ -331,16 +373,28 @@ def build_parser() -> argparse.ArgumentParser:
                              ("verify", cmd_verify, "re-execute every cell and compare metrics")):
         p = sub.add_parser(name, help=text)
         p.add_argument("dir", help="results folder")
+        if name == "verify":
+            p.add_argument("--spec", help="the spec the folder was run from (default: the "
+                           "summary's spec_source, if unchanged)")
+            p.add_argument("--trust-code", action="store_true",
+                           help="allow adapters to run code the cells name")
         if name == "show":
             p.add_argument("--json", action="store_true")
             p.add_argument("--controls", action="store_true",
                            help="print the falsification table only")
+            p.add_argument("--metrics", metavar="PATTERN",
+                           help="metrics to show: comma-separated globs (e.g. 'acc*,loss'), "
+                           "or all; default: the claimed metrics")
+        if name == "verify":
+            p.add_argument("--quiet", "-q", action="store_true",
+                           help="print only the metrics that differ and the total")
         p.set_defaults(func=func)
 
     p = sub.add_parser("query", help="run SQL on a results folder's index.sqlite")
     p.add_argument("dir")
     p.add_argument("sql")
     p.set_defaults(func=cmd_query)
+    register(sub, spec_args)
     return parser
 
 
@@ -351,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
     err = Console(stderr=True, highlight=False, markup=False,
                   width=None if sys.stderr.isatty() else 200)
+    from .registry import PluginWarning
     warnings.simplefilter("default", PluginWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
@@ -367,9 +422,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except OSError as exc:  # a full disk, a read-only folder: outside every cell's own try
-        from .outdir import os_error_message
-        message, hint, code = os_error_message(exc)
+    except Exception as exc:  # a full disk, a read-only folder: outside every cell's own try
+        from .outdir import storage_error
+        found = storage_error(exc)
+        if found is None:
+            raise
+        message, hint, code = found
         err.print(Text("error: ", style="bold red") + Text(f"{message}\n  hint: {hint}"),
                   soft_wrap=True)
         return code

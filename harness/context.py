@@ -13,13 +13,13 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
 from . import datacache
 from .cells import derive_seed
 
 if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
     from .adapter import Component
 
 ProgressCallback = Callable[[str, int, int | None], None]
@@ -48,12 +48,17 @@ class Progress:
         yield tick
 
 
+def _cpu() -> torch.device:
+    import torch
+    return torch.device("cpu")
+
+
 @dataclass
 class RunContext:
     """Everything an adapter call may use besides its params."""
 
     seed: int
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    device: torch.device = field(default_factory=lambda: _cpu())
     # the runner always sets a cell's artifacts folder; a hand-made context (tests,
     # notebooks) writes to a scratch folder, never into the working directory
     work_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "harness-scratch")
@@ -63,15 +68,18 @@ class RunContext:
     label: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
     spec_seed: int | None = None
+    spec_dir: Path | None = None  # the spec's folder: relative paths in params resolve here
 
     @cached_property
     def rng(self) -> np.random.Generator:
         """A numpy Generator seeded from this context's seed."""
+        import numpy as np
         return np.random.default_rng(self.seed)
 
     @cached_property
     def generator(self) -> torch.Generator:
         """A torch Generator (on CPU) seeded from this context's seed."""
+        import torch
         return torch.Generator().manual_seed(self.seed)
 
     def derive(self, label: str) -> RunContext:
@@ -79,7 +87,8 @@ class RunContext:
         return RunContext(seed=derive_seed(self.seed, label), device=self.device,
                           work_dir=self.work_dir, cache_dir=self.cache_dir, logger=self.logger,
                           progress=self.progress, label=f"{self.label}/{label}",
-                          extras=self.extras, spec_seed=self.spec_seed)
+                          extras=self.extras, spec_seed=self.spec_seed,
+                          spec_dir=self.spec_dir)
 
     def load_dataset(self, component: Component) -> Any:
         """Load a nested dataset component (e.g. the one a wrapper wraps).
@@ -98,7 +107,8 @@ class RunContext:
         seed and label, no extras."""
         return RunContext(seed=seed, device=self.device, work_dir=self.work_dir,
                           cache_dir=self.cache_dir, logger=self.logger,
-                          progress=self.progress, label=label, spec_seed=self.spec_seed)
+                          progress=self.progress, label=label, spec_seed=self.spec_seed,
+                          spec_dir=self.spec_dir)
 
     def artifact(self, name: str) -> Path:
         """A path for an artifact file in this cell's artifacts folder."""
@@ -108,6 +118,8 @@ class RunContext:
     def seed_globals(self) -> None:
         """Seed Python's, numpy's and torch's global generators too, as a safety net for
         library code (e.g. ``torch.nn.Linear`` initialization) that draws from them."""
+        import numpy as np
+        import torch
         random.seed(self.seed)
         np.random.seed(self.seed % (2**32))
         torch.manual_seed(self.seed)

@@ -30,9 +30,12 @@ def control_dir(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / CONTROLS_DIR / name
 
 
-def plan_controls(plan: RunPlan, cache_dir: Path, force: bool = False) -> dict[str, RunPlan]:
-    """One plan per control of the plan's spec, each in its own results folder."""
-    plan.controls = {name: make_plan(spec, control_dir(plan.out_dir, name), cache_dir, force)
+def plan_controls(plan: RunPlan, cache_dir: Path, force: bool = False,
+                  **filters: Any) -> dict[str, RunPlan]:
+    """One plan per control of the plan's spec, each in its own results folder
+    (``filters``: ``make_plan``'s ``only``/``limit``, as the main run got them)."""
+    plan.controls = {name: make_plan(spec, control_dir(plan.out_dir, name), cache_dir, force,
+                                     **filters)
                      for name, spec in plan.spec.controls.items()}
     return plan.controls
 

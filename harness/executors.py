@@ -1,18 +1,18 @@
 """Executors run cell plans: in this process, or in a local pool of worker processes.
 
 More (a cluster engine) come from plugins through the ``harness_executors`` hook: a
-class with a ``name`` and ``run(plans, out_dir, on_done, on_step)``.
+class with a ``name`` and ``run(plans, out_dir, on_done, on_step)``. A plan's
+``timeout_s`` (``settings.timeout_s`` / ``--timeout``) is the wall-clock limit of its cell.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, ClassVar
 
 from .plan import CellPlan
 from .runner import execute_cell
+from .workers import WorkerPool
 
 OnDone = Callable[[CellPlan, dict[str, Any]], None]
 OnStep = Callable[[str, str, int, "int | None"], None]
@@ -29,11 +29,18 @@ class Executor:
 
 
 class InProcessExecutor(Executor):
-    """Runs cells one after another in this process (the default)."""
+    """Runs cells one after another in this process (the default).
+
+    With a timeout, a cell cannot be stopped inside this process: the cells then run one
+    at a time in a single worker process (replaced when a cell times out or kills it).
+    """
 
     name = "inprocess"
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
+        if any(plan.timeout_s is not None for plan in plans):
+            WorkerPool(1).run(plans, out_dir, on_done, on_step)
+            return
         for plan in plans:
             on_step(plan.name, "start", 0, None)
 
@@ -44,18 +51,13 @@ class InProcessExecutor(Executor):
 
 
 class PoolExecutor(Executor):
-    """Runs cells in ``--jobs`` worker processes (spawned, one torch thread set each)."""
+    """Runs cells in ``--jobs`` spawned worker processes (see :mod:`harness.workers`):
+    a worker that dies or times out is replaced, and workers die with the parent."""
 
     name = "pool"
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, self.jobs), mp_context=ctx) as pool:
-            futures = {pool.submit(execute_cell, plan, out_dir): plan for plan in plans}
-            for plan in plans:
-                on_step(plan.name, "queued", 0, None)
-            for future in as_completed(futures):
-                on_done(futures[future], future.result())
+        WorkerPool(self.jobs).run(plans, out_dir, on_done, on_step)
 
 
 BUILTIN_EXECUTORS: list[type[Executor]] = [InProcessExecutor, PoolExecutor]

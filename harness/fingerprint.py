@@ -8,13 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 SCHEME_VERSION = "1"
 
 
 def _update(h: Any, obj: Any) -> None:
+    import numpy as np
+    import torch
     if hasattr(obj, "fingerprint") and callable(obj.fingerprint):
         h.update(b"F" + str(obj.fingerprint()).encode())
     elif type(obj).__name__ == "Dataset" and hasattr(obj, "_fingerprint"):

@@ -42,3 +42,15 @@ def os_error_message(exc: OSError) -> tuple[str, str, int]:
     if exc.errno in USER_ERRNOS:
         return text, "check the results folder (--out) and its permissions", 2
     return text, "finished cells are kept; run again to resume", 1
+
+
+def storage_error(exc: BaseException) -> tuple[str, str, int] | None:
+    """(message, hint, exit code) for a file-system or SQLite storage error, else None."""
+    if isinstance(exc, OSError):
+        return os_error_message(exc)
+    if type(exc).__module__ == "sqlite3" and isinstance(exc, Exception):
+        full = "full" in str(exc).lower()
+        return (f"cannot write the results index: {exc}",
+                "free some space and run again: finished cells are kept and resume" if full
+                else "finished cells are kept; run again to resume (the index is rebuilt)", 1)
+    return None

@@ -28,12 +28,29 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+# git reads a repository's own config, and `git status` runs its `core.fsmonitor` command
+# (and some configs run hooks or filters): a spec's folder is not trusted to run code, so
+# git is called with those off and the system/global config ignored.
+SAFE_GIT = ("-c", "core.fsmonitor=", "-c", "core.hooksPath=/dev/null", "-c",
+            "core.untrackedCache=false", "-c", "diff.external=", "-c", "core.pager=cat",
+            "-c", "status.showUntrackedFiles=no", "-c", "core.sshCommand=false",
+            "-c", "protocol.allow=never")
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_TERMINAL_PROMPT="0",
+               GIT_OPTIONAL_LOCKS="0", GIT_NO_REPLACE_OBJECTS="1", GIT_PAGER="cat")
+    return env
+
+
 @lru_cache(maxsize=8)
 def git_state(where: str) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            res = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True,
-                                 timeout=10)
+            res = subprocess.run(["git", *SAFE_GIT, *args], cwd=where, capture_output=True,
+                                 text=True, timeout=10, env=_git_env(),
+                                 stdin=subprocess.DEVNULL)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return res.stdout.strip() if res.returncode == 0 else None
@@ -41,8 +58,16 @@ def git_state(where: str) -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status)}
+    local = git("config", "--local", "--includes", "--name-only", "--list") or ""
+    risky = sorted({k for k in local.lower().splitlines()
+                    if k.startswith(("filter.", "core.fsmonitor", "core.hookspath"))})
+    if any(k.startswith("filter.") for k in risky):
+        # `git status` would run the repository's clean filters: not checked
+        return {"commit": commit, "dirty": None,
+                "dirty_unchecked": "the repository's config defines filter drivers"}
+    status = git("status", "--porcelain", "--untracked-files=no", "--ignore-submodules",
+                 "--no-renames")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def apply_determinism(threads: int, deterministic: bool) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import fnmatch
 import html
 import json
 from pathlib import Path
@@ -23,41 +24,61 @@ def _num(v: Any) -> str:
     return f"{v:.4g}"
 
 
-def aggregates_table(summary: dict[str, Any], width: int = 200) -> Table:
-    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
-    longest = max((len(g) for g in summary["aggregates"]), default=10)
-    if longest + 22 * len(metrics) > width:  # too wide: one row per group and metric
-        return _long_table(summary)
-    table = Table(title=f"{summary['spec']}: mean ± std over seeds (n)", title_justify="left")
-    table.add_column("group", style="bold")
-    for m in metrics:
-        table.add_column(m, justify="right")
-    for group, ms in sorted(summary["aggregates"].items()):
-        row = [escape(group)]
-        for m in metrics:
-            a = ms.get(m)
-            row.append("" if a is None else f"{_num(a['mean'])} ± {_num(a['std'])} ({a['n']})")
-        table.add_row(*row)
-    return table
+def claimed_metrics(summary: dict[str, Any]) -> list[str]:
+    """The metrics the claims and report rows name, in the spec's order."""
+    out: list[str] = []
+    for item in [*summary.get("claims", []), *summary.get("report", [])]:
+        names = [item.get("metric")] + [r.get("vs_metric") for r in item.get("groups", [])]
+        out += [n for n in names if n and n not in out]
+    return out
 
 
-def _long_table(summary: dict[str, Any]) -> Table:
+def select_metrics(summary: dict[str, Any], pattern: str | None = None
+                   ) -> tuple[list[str], list[str]]:
+    """(metrics to show, metrics left out). Default: the claimed metrics first and only
+    them when the spec has claims; ``pattern`` (comma-separated globs, ``all``) picks."""
+    present = sorted({m for g in summary["aggregates"].values() for m in g})
+    if pattern:
+        globs = ["*" if p.strip() == "all" else p.strip() for p in pattern.split(",")]
+        shown = [m for m in present if any(fnmatch.fnmatchcase(m, g) for g in globs)]
+    else:
+        claimed = [m for m in claimed_metrics(summary) if m in present]
+        shown = claimed or present
+    return shown, [m for m in present if m not in shown]
+
+
+def _std(a: dict[str, Any]) -> str:
+    return "-" if a.get("n", 0) < 2 else _num(a["std"])
+
+
+def aggregates_table(summary: dict[str, Any], metrics: list[str] | None = None) -> Table:
+    """One row per group and metric: the same layout on a terminal and in a pipe."""
+    metrics = metrics if metrics is not None else select_metrics(summary)[0]
     table = Table(title=f"{summary['spec']}: aggregates over seeds", title_justify="left")
     for col, just in (("group", "left"), ("metric", "left"), ("mean", "right"),
                       ("std", "right"), ("95% CI", "right"), ("n", "right")):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for group, ms in sorted(summary["aggregates"].items()):
-        for i, (metric, a) in enumerate(sorted(ms.items())):
+        rows = [(m, ms[m]) for m in metrics if m in ms]
+        for i, (metric, a) in enumerate(rows):
             ci = a.get("ci95")
             table.add_row(escape(group) if i == 0 else "", escape(metric), _num(a["mean"]),
-                          _num(a["std"]), f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-",
-                          str(a["n"]), end_section=i == len(ms) - 1)
+                          _std(a), f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-",
+                          str(a["n"]), end_section=i == len(rows) - 1)
     return table
 
 
-def print_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+def print_summary(summary: dict[str, Any], console: Console | None = None,
+                  metrics: str | None = None) -> None:
+    """Aggregates (the claimed metrics unless ``metrics`` picks), cells that failed, claims,
+    report rows and the falsification table."""
     console = console or Console()
-    console.print(aggregates_table(summary, console.width))
+    shown, hidden = select_metrics(summary, metrics)
+    console.print(aggregates_table(summary, shown))
+    if hidden:
+        console.print(f"{len(hidden)} more metric(s) not shown ({', '.join(hidden[:6])}"
+                      f"{', ...' if len(hidden) > 6 else ''}): --metrics 'PATTERN' or "
+                      "--metrics all shows them", highlight=False)
     failed = [c for c in summary["cells"] if c["status"] != "ok"]
     for cell in failed:
         console.print(f"[red]cell {escape(cell['name'])}: {cell['status']}[/red]"
@@ -151,20 +172,73 @@ def _controls_html(table: dict[str, Any]) -> str:
             + (f"<ul class='problems'>{problems}</ul>" if problems else ""))
 
 
-def write_html(summary: dict[str, Any], out_dir: Path,
-               extra_sections: list[tuple[str, str]] | None = None) -> Path:
+_STYLE = """
+*{box-sizing:border-box}
+body{font-family:sans-serif;max-width:1200px;margin:0 auto;padding:0 12px;overflow-wrap:anywhere}
+.scroll{max-width:100%;overflow-x:auto;margin:8px 0}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px;white-space:nowrap}
+td.text{white-space:normal;min-width:16em}
+tr.pass td.status{color:green}tr.fail td.status,tr.xpass td.status{color:#b00}
+tr.xfail td.status{color:#a60}
+figure{display:inline-block;margin:4px;max-width:100%;vertical-align:top}
+img{max-width:100%;height:auto}
+"""
+
+# Fills data-images / data-fit on <body> once the page has loaded: what a browser check
+# (tests/test_report.py, headless Chromium) reads back from the DOM.
+_CHECK = """window.addEventListener('load',function(){var b=document.body;
+b.setAttribute('data-images',JSON.stringify(Array.prototype.map.call(document.images,
+function(i){return [i.alt,i.naturalWidth,i.naturalHeight];})));
+b.setAttribute('data-fit',String(document.documentElement.scrollWidth<=window.innerWidth));});"""
+
+
+def _claims_html(summary: dict[str, Any]) -> str:
     esc = html.escape
-    parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description', ''))}</p>"]
-    parts.append("<h2>Claims</h2><ul id='claims'>")
+    rows = ""
     for claim in summary["claims"]:
         status = claim_status(claim)
-        rows = "".join(f"<li>{esc(format_claim_row(r, claim['quantity']))}</li>"
-                       for r in claim["groups"])
-        xfail = f"<li>xfail: {esc(claim['xfail'])}</li>" if claim.get("xfail") else ""
-        cid = f"[{esc(claim['id'])}] " if claim.get("id") else ""
-        parts.append(f'<li class="{status.lower()}"><b>{status}</b> {cid}{esc(claim["text"])}'
-                     f"<ul>{xfail}{rows}</ul></li>")
-    parts.append("</ul>")
+        numbers = "<br>".join(esc(format_claim_row(r, claim["quantity"]))
+                              for r in claim["groups"])
+        if claim.get("reason"):
+            numbers += ("<br>" if numbers else "") + esc(claim["reason"])
+        xfail = f"<br><i>xfail: {esc(claim['xfail'])}</i>" if claim.get("xfail") else ""
+        rows += (f"<tr class='{status.lower()}'><td class='status'><b>{status}</b></td>"
+                 f"<td>{esc(claim.get('id') or '')}</td><td class='text'>"
+                 f"{esc(claim['text'])}{xfail}</td><td class='text'>{numbers}</td></tr>")
+    return ("<h2>Claims</h2><div class='scroll'><table id='claims'><tr><th>status</th>"
+            f"<th>id</th><th>claim</th><th>numbers</th></tr>{rows}</table></div>")
+
+
+def _aggregates_html(summary: dict[str, Any]) -> str:
+    esc = html.escape
+    metrics = [*select_metrics(summary)[0], *select_metrics(summary)[1]]
+    head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
+    body = ""
+    for group, ms in sorted(summary["aggregates"].items()):
+        cells = "".join(f"<td>{_num(ms[m]['mean'])} ± {_std(ms[m])} ({ms[m]['n']})</td>"
+                        if m in ms else "<td></td>" for m in metrics)
+        body += f"<tr><th>{esc(group)}</th>{cells}</tr>"
+    return ("<h2>Aggregates (mean ± std, n)</h2><div class='scroll'><table id='aggregates'>"
+            f"<tr><th>group</th>{head}</tr>{body}</table></div>")
+
+
+def _pngs(folder: Path) -> list[Path]:
+    """The folder's PNG files, symlinks left out (a results folder is not trusted)."""
+    if not folder.is_dir() or folder.is_symlink():
+        return []
+    return [p for p in sorted(folder.glob("*.png")) if p.is_file() and not p.is_symlink()]
+
+
+def write_html(summary: dict[str, Any], out_dir: Path,
+               extra_sections: list[tuple[str, str]] | None = None) -> Path:
+    """``out_dir/report.html``: claims, report rows, controls, aggregates, the harness's
+    plots (each claimed metric against each swept param), the adapters' sections and
+    every cell's PNG artifacts; one self-contained file that fits the browser window."""
+    from .plots import draw
+    from .results import artifact_pngs, atomic_write_text
+    esc = html.escape
+    parts = [f"<h1>{esc(summary['spec'])}</h1><p>{esc(summary.get('description') or '')}</p>",
+             _claims_html(summary)]
     if summary.get("report"):
         parts.append("<h2>Reported (not claims)</h2><ul>")
         for item in summary["report"]:
@@ -174,32 +248,28 @@ def write_html(summary: dict[str, Any], out_dir: Path,
         parts.append("</ul>")
     if summary.get("controls"):
         parts.append(_controls_html(summary["controls"]))
-    parts.append("<h2>Aggregates (mean ± std, n)</h2>")
-    metrics = sorted({m for g in summary["aggregates"].values() for m in g})
-    head = "".join(f"<th>{esc(m)}</th>" for m in metrics)
-    body = ""
-    for group, ms in sorted(summary["aggregates"].items()):
-        cells = "".join(
-            f"<td>{_num(ms[m]['mean'])} ± {_num(ms[m]['std'])} ({ms[m]['n']})</td>"
-            if m in ms else "<td></td>" for m in metrics)
-        body += f"<tr><th>{esc(group)}</th>{cells}</tr>"
-    parts.append(f"<table><tr><th>group</th>{head}</tr>{body}</table>")
+    parts.append(_aggregates_html(summary))
+    shown, _ = select_metrics(summary)
+    plots = draw(summary, out_dir, shown)
+    if plots:
+        parts.append("<h2>Metrics against the swept params</h2>"
+                     + "".join(_img(p) for p in plots))
     for title, section in extra_sections or []:
-        parts.append(f"<h2>{esc(title)}</h2>{section}")
-    parts.append("<h2>Artifacts</h2>")
+        parts.append(f"<h2>{esc(title)}</h2><div class='scroll'>{section}</div>")
+    artifacts = []
     for cell in summary["cells"]:
-        art = out_dir / "cells" / cell["id"] / "artifacts"
-        pngs = sorted(art.glob("*.png")) if art.is_dir() else []
+        pngs = artifact_pngs(out_dir, cell.get("id"))
         if pngs:
-            parts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}"
-             "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px}"
-             ".pass b{color:green}.fail b{color:#b00}img{max-width:560px}"
-             "figure{display:inline-block;margin:4px}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(summary['spec'])}"
-            f"</title><style>{style}</style></head><body>{''.join(parts)}"
+            artifacts.append(f"<h3>{esc(cell['name'])}</h3>" + "".join(_img(p) for p in pngs))
+    if artifacts:
+        parts.append("<h2>Artifacts</h2>" + "".join(artifacts))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{esc(summary['spec'])}</title><style>{_STYLE}</style></head>"
+            f"<body>{''.join(parts)}"
             f"<script type='application/json' id='summary'>"
-            f"{esc(json.dumps(summary['aggregates']))}</script></body></html>")
+            f"{esc(json.dumps(summary['aggregates']))}</script>"
+            f"<script>{_CHECK}</script></body></html>")
     path = out_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
+    atomic_write_text(path, page)
     return path

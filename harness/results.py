@@ -11,12 +11,15 @@ Layout (see docs/results.md)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import tempfile
 import time
+import urllib.parse
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -80,6 +83,84 @@ def read_json(path: Path, what: str) -> Any:
                            ) from None
 
 
+_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
+                 getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+_READ_PRAGMAS = {"table_info", "table_xinfo", "table_list", "index_list", "index_info",
+                 "foreign_key_list", "collation_list", "function_list"}
+
+
+def _read_only(action: int, arg1: str | None, arg2: str | None, db: str | None,
+               trigger: str | None) -> int:
+    """The SQLite authorizer of ``harness query``: reading only. ``ATTACH`` (which
+    ``VACUUM INTO`` uses too), writes, schema changes and most pragmas are denied, so a
+    query cannot create or change any file."""
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA and (arg1 or "").lower() in _READ_PRAGMAS and arg2 is None:
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+class ResultsWarning(UserWarning):
+    """A corrupt file in a results folder was set aside."""
+
+
+_RECORD_FIELDS: dict[str, type] = {"cell_id": str, "identity": str, "status": str, "cell": dict,
+                  "settings": dict}
+_CELL_FIELDS: dict[str, type] = {"name": str, "group": str, "seed": int, "spec_seed": int}
+
+
+def record_problem(record: Any, cell_id: str) -> str | None:
+    """Why ``record`` is not a valid cell record for folder ``cell_id`` (None if it is).
+    Records are untrusted input: every field the harness reads is checked here."""
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    for key, typ in _RECORD_FIELDS.items():
+        if not isinstance(record.get(key), typ):
+            return f"`{key}` is missing or not a {typ.__name__}"
+    if record["cell_id"] != cell_id:
+        return f"its cell_id {record['cell_id']!r} is not its folder's name"
+    if record["status"] not in ("ok", "failed", "running"):
+        return f"unknown status {record['status']!r}"
+    for key, typ in _CELL_FIELDS.items():
+        if not isinstance(record["cell"].get(key), typ):
+            return f"`cell.{key}` is missing or not a {typ.__name__}"
+    metrics = record.get("metrics", {})
+    if not isinstance(metrics, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float, str)) and not isinstance(v, bool)
+            for k, v in metrics.items()):
+        return "`metrics` is not a mapping of names to numbers"
+    for key in ("timings", "error", "outputs", "versions", "provenance"):
+        if key in record and not isinstance(record[key], dict):
+            return f"`{key}` is not a mapping"
+    return None
+
+
+def safe_cell_id(cell_id: Any) -> bool:
+    """A cell id names one folder right under ``cells/``: no separators, no ``..``."""
+    return (isinstance(cell_id, str) and bool(cell_id) and cell_id not in (".", "..")
+            and "/" not in cell_id and "\\" not in cell_id and "\0" not in cell_id)
+
+
+def inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, symlinks resolved, is within ``root``."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):
+        return False
+
+
+def artifact_pngs(out_dir: Path, cell_id: Any) -> list[Path]:
+    """A cell's PNG artifacts that really are in the results folder (a symlink out of it,
+    or a cell id with ``..`` from an edited summary, yields nothing)."""
+    if not safe_cell_id(cell_id):
+        return []
+    art = Path(out_dir) / "cells" / cell_id / "artifacts"
+    if not art.is_dir() or not inside(art, out_dir):
+        return []
+    return [p for p in sorted(art.glob("*.png")) if p.is_file() and inside(p, out_dir)]
+
+
 class ResultsDir:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -91,27 +172,52 @@ class ResultsDir:
         return self.cell_dir(cell_id) / RECORD
 
     def read_record(self, cell_id: str) -> dict[str, Any] | None:
-        """The record, or None if absent. A corrupt record is set aside, never deleted."""
+        """The record, or None if absent. A corrupt record (not JSON, not a cell record of
+        this folder, a folder in its place) is set aside with a warning, never deleted; the
+        cell then runs again."""
+        if not safe_cell_id(cell_id):
+            return None
         path = self.record_path(cell_id)
-        if not path.exists():
+        if not os.path.lexists(path):
             return None
+        problem = None
+        if path.is_symlink() or not path.is_file():
+            problem = "it is not a regular file"
+        else:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                problem = record_problem(record, cell_id)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                problem = f"it is not valid JSON ({type(exc).__name__})"
+            except OSError as exc:
+                raise ResultsError(f"cannot read the cell record {path}: {exc.strerror}",
+                                   hint="check the results folder's permissions") from None
+        if problem is None:
+            return record  # type: ignore[no-any-return]
+        aside = path.with_name(f"record.corrupt-{time.time_ns()}.json")
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record, dict) or "identity" not in record:
-                raise ValueError("not a cell record")
-            return record
-        except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-            aside = path.with_name(f"record.corrupt-{int(time.time())}.json")
             os.replace(path, aside)
-            return None
+        except OSError as exc:
+            raise ResultsError(f"the cell record {path} is corrupt ({problem}) and cannot be "
+                               f"set aside: {exc.strerror}",
+                               hint="move or delete it, then run again") from None
+        warnings.warn(f"the cell record {path} is corrupt ({problem}): set aside as "
+                      f"{aside.name}; the cell runs again", ResultsWarning, stacklevel=2)
+        return None
 
     def write_record(self, cell_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.record_path(cell_id), record)
 
     def records(self) -> list[dict[str, Any]]:
-        out = []
-        for path in sorted((self.root / "cells").glob(f"*/{RECORD}")):
-            out.append(read_json(path, "cell record"))
+        """Every valid record in the folder (corrupt ones are set aside)."""
+        out: list[dict[str, Any]] = []
+        cells = self.root / "cells"
+        if not cells.is_dir() or cells.is_symlink():
+            return out
+        for folder in sorted(cells.iterdir()):
+            record = self.read_record(folder.name) if folder.is_dir() else None
+            if record is not None:
+                out.append(record)
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -140,6 +246,22 @@ class ResultsDir:
         return con
 
     def index(self, records: Iterable[dict[str, Any]]) -> None:
+        """Add records to the index; an index that is not a usable SQLite file is set
+        aside and rebuilt from every record in the folder."""
+        records = list(records)
+        try:
+            self._index(records)
+        except sqlite3.DatabaseError as exc:
+            path = self.root / INDEX
+            aside = path.with_name(f"index.corrupt-{time.time_ns()}.sqlite")
+            with contextlib.suppress(OSError):
+                os.replace(path, aside)
+            warnings.warn(f"the index {path} is corrupt ({exc}): set aside as {aside.name} "
+                          "and rebuilt from the cell records", ResultsWarning, stacklevel=2)
+            done = {r["cell_id"] for r in records}
+            self._index(records + [r for r in self.records() if r["cell_id"] not in done])
+
+    def _index(self, records: list[dict[str, Any]]) -> None:
         con = self._connect()
         try:
             with con:
@@ -165,14 +287,18 @@ class ResultsDir:
     def query(self, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not (self.root / INDEX).exists():
             raise ResultsError(f"no index in {self.root}", hint="run `harness run` first")
-        con = sqlite3.connect(f"file:{self.root / INDEX}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{urllib.parse.quote(str(self.root / INDEX))}?mode=ro",
+                              uri=True)
         try:
+            con.execute("PRAGMA query_only = 1")
+            con.set_authorizer(_read_only)
             cur = con.execute(sql)
             cols = [d[0] for d in cur.description or []]
             return cols, cur.fetchall()
         except sqlite3.Error as exc:
             raise ResultsError(f"query failed: {exc}",
-                               hint="tables: cells(id, name, grp, seed, status, ...), "
+                               hint="queries are read-only (SELECT; no ATTACH, VACUUM INTO "
+                               "or writes); tables: cells(id, name, grp, seed, status, ...), "
                                "metrics(cell_id, name, value)") from None
         finally:
             con.close()

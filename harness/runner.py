@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,13 +23,14 @@ from . import datacache, supersede
 from .adapter import CellResult
 from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
-from .errors import HarnessError
+from .errors import HarnessError, ResultsError
 from .extras import missing_dependency
 from .fingerprint import SCHEME_VERSION, cell_identity
+from .lock import locked
 from .metricrun import compute_metrics, metrics_error
 from .plan import CellPlan, RunPlan, load_data, make_plan
 from .provenance import apply_determinism, provenance
-from .results import ResultsDir, atomic_write_jsonl
+from .results import ResultsDir, atomic_write_jsonl, safe_cell_id
 from .spec import Spec
 from .stats import summarize
 
@@ -55,22 +60,78 @@ def _small(value: Any, limit: int = MAX_INLINE_OUTPUT) -> bool:
     return len(json.dumps(value, default=str)) <= limit
 
 
-def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict[str, Any]:
-    """Execute one cell and write its record atomically; returns the record."""
-    results = ResultsDir(Path(out_root))
-    cell_dir = results.cell_dir(plan.cell_id)
-    if cell_dir.exists():
-        shutil.rmtree(cell_dir / "artifacts", ignore_errors=True)
-    flags = apply_determinism(plan.settings["threads"], plan.settings["deterministic"])
-    started = datetime.now(timezone.utc).isoformat()
-    timings: dict[str, float] = {}
-    progress = Progress(progress_cb)
-    record: dict[str, Any] = {
+_INTERRUPTED = False
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    global _INTERRUPTED
+    _INTERRUPTED = True
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_marks_interrupt() -> Iterator[None]:
+    """While running cells in this process, a real Ctrl-C (SIGINT) is told apart from an
+    adapter raising ``KeyboardInterrupt``: only the former stops the run."""
+    global _INTERRUPTED
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is not signal.default_int_handler:  # ignored, or someone else's handler
+        yield
+        return
+    _INTERRUPTED = False
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def new_record(plan: CellPlan) -> dict[str, Any]:
+    return {
         "schema": RECORD_SCHEMA, "hash_scheme": SCHEME_VERSION, "cell_id": plan.cell_id,
         "identity": plan.identity, "status": "running", "cell": plan.config,
         "versions": plan.versions, "settings": plan.settings, "spec_source": plan.spec_source,
-        "spec_hash": plan.spec_hash, "started": started,
+        "spec_hash": plan.spec_hash, "started": datetime.now(timezone.utc).isoformat(),
     }
+
+
+def write_failed_record(plan: CellPlan, out_root: str, message: str,
+                        seconds: float) -> dict[str, Any]:
+    """Record a cell that ended outside its own process (timed out, worker died)."""
+    results = ResultsDir(Path(out_root))
+    for tmp in results.cell_dir(plan.cell_id).glob(".*.tmp"):  # a write cut short
+        tmp.unlink(missing_ok=True)
+    record = new_record(plan)
+    record.update(status="failed", metrics={}, timings={"total_s": seconds},
+                  error={"type": "CellAborted", "message": message, "user": False},
+                  finished=datetime.now(timezone.utc).isoformat(),
+                  provenance=provenance(plan.spec_source))
+    results.write_record(plan.cell_id, record)
+    return record
+
+
+def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict[str, Any]:
+    """Execute one cell and write its record atomically; returns the record.
+
+    Whatever the adapters raise (``SystemExit`` and other ``BaseException`` included) is
+    recorded as a failed cell; only a real Ctrl-C of this process ends the run.
+    """
+    results = ResultsDir(Path(out_root))
+    if not safe_cell_id(plan.cell_id):
+        raise ResultsError(f"unsafe cell id {plan.cell_id!r}: a cell id names one folder "
+                           "under cells/", hint="re-derive the cell from its spec")
+    cell_dir = results.cell_dir(plan.cell_id)
+    if cell_dir.is_symlink():  # never follow a link out of the results folder
+        cell_dir.unlink()
+    if cell_dir.exists():
+        shutil.rmtree(cell_dir / "artifacts", ignore_errors=True)
+    flags = apply_determinism(plan.settings["threads"], plan.settings["deterministic"])
+    timings: dict[str, float] = {}
+    progress = Progress(progress_cb)
+    record = new_record(plan)
     t_all, cpu_all = time.perf_counter(), time.process_time()
     try:
         t0 = time.perf_counter()
@@ -86,7 +147,9 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         ctx = RunContext(seed=plan.seed, device=torch.device(plan.settings["device"]),
                          work_dir=cell_dir / "artifacts", cache_dir=Path(plan.cache_dir),
                          logger=log, progress=progress, label=plan.name,
-                         spec_seed=plan.spec_seed)
+                         spec_seed=plan.spec_seed,
+                         spec_dir=Path(plan.spec_source).resolve().parent
+                         if plan.spec_source else None)
         model = None
         if plan.model is not None:
             t0 = time.perf_counter()
@@ -120,9 +183,14 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         record.update(status="failed", metrics={}, error={
             "type": "MissingDependency", "message": missing_dependency(exc).render(),
             "user": True})
-    except Exception as exc:  # an adapter bug: recorded, the sweep goes on
+    except BaseException as exc:  # an adapter bug, even sys.exit(): recorded, the sweep goes on
+        if isinstance(exc, KeyboardInterrupt) and _INTERRUPTED:
+            raise  # a real Ctrl-C: stop the run (finished cells are recorded)
+        message = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, Exception):
+            message += " (raised by the cell's adapters; a cell cannot end the run)"
         record.update(status="failed", metrics={}, error={
-            "type": type(exc).__name__, "message": f"{type(exc).__name__}: {exc}",
+            "type": type(exc).__name__, "message": message,
             "traceback": traceback.format_exc(), "user": False})
     timings["total_s"] = time.perf_counter() - t_all
     timings["cpu_s"] = time.process_time() - cpu_all  # this process's CPU time, all threads
@@ -187,12 +255,30 @@ def build_summary(plan: RunPlan) -> dict[str, Any]:
     return summary
 
 
+def call_hook(hook: Any, name: str, **kwargs: Any) -> None:
+    """Call a plugin hook; a hook that raises is reported and the run goes on (the
+    registry's guarded hooks name the plugin; this is the net under a raw ``pm.hook``)."""
+    if hook is None:
+        return
+    try:
+        getattr(hook, name)(**kwargs)
+    except Exception as exc:
+        warnings.warn(f"a plugin's {name} hook raised {type(exc).__name__}: {exc}; ignored",
+                      stacklevel=2)
+
+
 def run_plan(plan: RunPlan, *, executor: Any,
              on_event: Callable[[str, dict[str, Any]], None] | None = None,
              hook: Any = None) -> RunReport:
-    """Execute the plan's unfinished cells, then write the summary."""
+    """Execute the plan's unfinished cells, then write the summary (holding the results
+    folder's lock: a second writer exits 2)."""
+    with locked(plan.out_dir):
+        return _run_plan(plan, executor, on_event, hook)
+
+
+def _run_plan(plan: RunPlan, executor: Any,
+              on_event: Callable[[str, dict[str, Any]], None] | None, hook: Any) -> RunReport:
     out_dir = plan.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     results = ResultsDir(out_dir)
     moved = supersede.prepare(plan)  # never overwrite a finished record of another identity
     todo, done = plan.todo, plan.done
@@ -207,18 +293,27 @@ def run_plan(plan: RunPlan, *, executor: Any,
             report.failed.append(record)
         else:
             cell.status = "done"
-        if hook is not None:
-            hook.harness_cell_finished(record=record)
+        call_hook(hook, "harness_cell_finished", record=record)
         emit("cell", {"plan": cell, "record": record})
 
-    executor.run(todo, str(out_dir), finished, lambda name, label, done_, total:
-                 emit("step", {"cell": name, "label": label, "done": done_, "total": total}))
+    broken: str | None = None
+    with sigint_marks_interrupt():
+        try:
+            executor.run(todo, str(out_dir), finished, lambda name, label, done_, total: emit(
+                "step", {"cell": name, "label": label, "done": done_, "total": total}))
+        except HarnessError:
+            raise
+        except Exception as exc:  # an executor plugin's bug: keep what was recorded
+            broken = (f"executor {getattr(executor, 'name', '?')!r} failed: "
+                      f"{type(exc).__name__}: {exc}")
     # keep the index complete for cells skipped this time
     results.index(r for r in (results.read_record(p.cell_id) for p in done) if r)
     summary = build_summary(plan)
     results.write_summary(summary)
-    if hook is not None:
-        hook.harness_run_finished(summary=summary, out_dir=str(out_dir))
+    if broken is not None:
+        raise HarnessError(broken, hint="the finished cells are recorded and the summary "
+                           "written; run again (e.g. with another --executor) to resume")
+    call_hook(hook, "harness_run_finished", summary=summary, out_dir=str(out_dir))
     report.summary = summary
     return report
 

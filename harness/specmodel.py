@@ -71,6 +71,12 @@ class Settings(Strict):
     common_random_numbers: StrictBool = Field(
         False, description="every method and sweep point on the same dataset and model "
         "starts from the same model initialization and random stream (paired comparisons)")
+    timeout_s: float | None = Field(
+        None, gt=0, allow_inf_nan=False, strict=True,
+        description="wall-clock limit per cell in seconds: a cell still running then is "
+        "stopped and recorded as failed (`timed out after N s`), and the sweep goes on; "
+        "cells then run in worker processes. `--timeout` overrides it. Not part of a cell's "
+        "identity")
 
 
 class CellFilter(Strict):

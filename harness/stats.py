@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from scipy import stats as _st
-
 
 def summarize(values: list[float]) -> dict[str, Any]:
     """Mean, sample std, Student-t 95% interval (None with fewer than two values), n."""
+    from scipy import stats as _st
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     n = len(vals)
     if n == 0:

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from .adapter import Adapter
 
 if TYPE_CHECKING:
+    import torch
+
     from .context import RunContext
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 class OptimizerAdapter(Adapter):
@@ -134,16 +134,18 @@ class Correction(Adapter):
 
     def train_loss(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                    batch: torch.Tensor) -> torch.Tensor:
+        import torch
         return torch.nn.functional.cross_entropy(model(x), y)
 
     def finish(self, ctx: RunContext, model: torch.nn.Module, data: Any) -> None:
         return None
 
-    @torch.no_grad()
     def predict(self, model: torch.nn.Module, x: torch.Tensor, split: str,
                 chunk: int = 4096) -> torch.Tensor:
+        import torch
         was = model.training
         model.eval()
-        out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+        with torch.no_grad():
+            out = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
         model.train(was)
         return out

@@ -1,19 +1,31 @@
-"""Re-execute every recorded cell from its record and compare the metrics bit for bit."""
+"""Re-execute every recorded cell and compare the metrics bit for bit.
+
+Records are untrusted input (a results folder may come from anywhere): each is checked
+against the record schema (:func:`harness.results.record_problem`); its folder name must
+be a plain cell id; the cell is re-derived from the SPEC (``--spec``, else the summary's
+``spec_source`` when that file still has the recorded hash) and a record whose cell does
+not match the spec's is reported, not run. Only when no spec is available is the cell
+rebuilt from the record itself, through the installed adapters, and then a cell naming
+code (an adapter's ``code_params``) needs ``--trust-code``. Cells are re-executed in a
+temporary folder: verify writes nothing in the results folder.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from .adapter import Component
-from .errors import ResultsError, SpecError, SpecErrors
+from .errors import HarnessError, ResultsError, SpecError, SpecErrors
 from .plan import CellPlan
 from .registry import Registry
-from .results import ResultsDir
+from .results import ResultsDir, safe_cell_id
 from .runner import execute_cell
 from .spec import Resolver
+from .trust import require_trust
 from .yamlfile import Located
 
 
@@ -54,19 +66,85 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
-def verify(out_dir: Path, registry: Registry, cache_dir: Path,
-           on_cell: Any = None) -> list[dict[str, Any]]:
+def _canon(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def spec_cells(out_dir: Path, registry: Registry, cache_dir: Path,
+               spec_path: str | None) -> dict[str, CellPlan] | None:
+    """The cells of the spec the folder was run from, by id; None when no spec is known."""
+    from .cells import expand
+    from .spec import load_spec
+    summary_path = out_dir / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        try:
+            loaded = json.loads(summary_path.read_text(encoding="utf-8"))
+            summary = loaded if isinstance(loaded, dict) else {}
+        except (OSError, ValueError):
+            summary = {}
+    seeds = summary.get("seeds")
+    seeds = seeds if isinstance(seeds, list) and all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seeds) else None
+    if spec_path is None:
+        source = summary.get("spec_source")
+        if not isinstance(source, str) or not source or not Path(source).is_file():
+            return None
+        try:
+            spec = load_spec(source, registry, seeds=seeds)
+        except HarnessError:
+            return None
+        if spec.hash() != summary.get("spec_hash"):  # changed since, or run with --set
+            return None
+    else:
+        spec = load_spec(spec_path, registry, seeds=seeds)
+    return {c.id: CellPlan.from_cell(c, spec, cache_dir) for c in expand(spec)}
+
+
+def verify(out_dir: Path, registry: Registry, cache_dir: Path, on_cell: Any = None, *,
+           spec: str | None = None, trust_code: bool = False) -> list[dict[str, Any]]:
     """Per cell and metric: recorded value, new value, identical or the difference."""
     results = ResultsDir(out_dir)
-    if not (out_dir / "cells").is_dir():
+    cells_dir = out_dir / "cells"
+    if not cells_dir.is_dir() or cells_dir.is_symlink():
         raise ResultsError(f"no cell records in {out_dir}",
                            hint="give the --out folder of a `harness run`")
+    from_spec = spec_cells(out_dir, registry, cache_dir, spec)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
-        for record in results.records():
-            if record.get("status") != "ok":
+    todo: list[tuple[dict[str, Any], CellPlan]] = []
+
+    def problem(name: str, message: str) -> None:
+        rows.append({"cell": name, "metric": "-", "recorded": None, "rerun": None,
+                     "identical": False, "diff": None, "error": message})
+
+    for folder in sorted(cells_dir.iterdir()):
+        if not folder.is_dir() or folder.is_symlink() or not safe_cell_id(folder.name):
+            continue
+        record = results.read_record(folder.name)  # schema-checked; corrupt ones set aside
+        if record is None or record.get("status") != "ok":
+            continue
+        name = str(record["cell"]["name"])
+        if from_spec is not None:
+            plan = from_spec.get(folder.name)
+            if plan is None:
+                problem(name, "this record's cell is not in the spec; not re-run")
                 continue
-            plan = plan_from_record(record, registry, cache_dir)
+            if _canon(plan.config) != _canon(record["cell"]):
+                problem(name, "this record's cell differs from the spec's (an edited record?);"
+                        " not re-run")
+                continue
+            plan.identity = record["identity"]
+        else:
+            try:
+                plan = plan_from_record(record, registry, cache_dir)
+            except (HarnessError, KeyError, TypeError, ValueError) as exc:
+                problem(name, f"cannot rebuild the cell from its record: {exc}")
+                continue
+            plan.cell_id = folder.name
+        todo.append((record, plan))
+    require_trust([p for _, p in todo], trust_code, str(out_dir))
+    with tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
+        for record, plan in todo:
             new = execute_cell(plan, tmp)
             new_metrics = new.get("metrics", {})
             for metric, old in sorted(record.get("metrics", {}).items()):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Location, SpecError
-from .yamlsafe import KeyPath, format_path, parse_yaml_text
+from .yamlsafe import KeyPath, format_path, has_surrogates, parse_yaml_text
 
 __all__ = ["KeyPath", "Located", "format_path", "parse_yaml", "read_yaml_file",
            "load_with_extends", "deep_merge"]
@@ -38,7 +38,7 @@ class Located:
         return self.locations.get((), Location(self.source))
 
 
-MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_FILE_BYTES = 1024 * 1024
 MAX_EXTENDED_FILES = 64  # files one spec may load through `extends:` (diamonds count twice)
 
 
@@ -64,6 +64,10 @@ def read_spec_text(path: Path) -> str:
     The file is checked with ``stat`` before it is opened (a FIFO would block, a device
     such as /dev/zero never ends) and opened non-blocking, then checked again."""
     source = str(path)
+    if has_surrogates(source):  # undecodable bytes in the name (argv's surrogateescape)
+        raise SpecError("the file name is not valid UTF-8",
+                        location=Location(source.encode("utf-8", "backslashreplace").decode()),
+                        hint="rename the file with UTF-8 characters only")
     try:
         info = os.stat(path)
     except FileNotFoundError:

@@ -70,6 +70,7 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, text: str, source: str) -> None:
         self.harness_source = source
         self.harness_depth = 0
+        self.harness_nodes = 0
         super().__init__(text)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
@@ -81,6 +82,11 @@ class _BoundedLoader(yaml.SafeLoader):
             alias.harness_target = target
             return alias
         self.harness_depth += 1
+        self.harness_nodes += 1
+        if self.harness_nodes > MAX_VALUES:  # before composing the rest of a huge file
+            raise SpecError(f"the document holds more than {MAX_VALUES} values",
+                            location=_mark_loc(self.harness_source, self.peek_event().start_mark),
+                            hint="a spec is short; keep data in files a dataset reads")
         try:
             if self.harness_depth > MAX_DEPTH:
                 raise SpecError(f"the document nests deeper than {MAX_DEPTH} levels",

@@ -146,8 +146,12 @@ def mutated_specs(draw: st.DrawFn) -> Any:
     for _ in range(draw(st.integers(1, 3))):
         place = draw(st.sampled_from(PLACES))
         target: Any = spec
-        for part in place:
-            target = target[part]
+        for part in place:  # an earlier mutation may have replaced part of the path
+            ok = (isinstance(target, dict) and part in target) or (
+                isinstance(target, list) and isinstance(part, int) and part < len(target))
+            target = target[part] if ok else None
+        if not isinstance(target, (dict, list)):
+            continue
         value = draw(trees)
         if isinstance(target, dict):
             key = draw(st.one_of(st.sampled_from(sorted(target) or ["k"]), keys))
@@ -184,13 +188,13 @@ GOOD_TEXT = to_text(GOOD, "yaml")
 
 
 # -- the fuzz tests --------------------------------------------------------------------
-@fuzz_settings(120)
+@fuzz_settings(250)
 @given(spec=mutated_specs(), style=st.sampled_from(["yaml", "json"]))
 def test_fuzz_spec_trees(sandbox: Path, spec: Any, style: str) -> None:
     check_validate(sandbox, to_text(spec, style))
 
 
-@fuzz_settings(60)
+@fuzz_settings(100)
 @given(path=st.sampled_from(["methods.train.steps", "methods.train.optimizer.lr", "seeds",
                              "name", "settings.threads", "settings.device", "models.mlp",
                              "sweep", "cells", "expect.0.at_least", "models.mlp.hidden.0",
@@ -200,7 +204,7 @@ def test_fuzz_set_values(sandbox: Path, path: str, value: str) -> None:
     check_validate(sandbox, GOOD_TEXT, "--set", f"{path}={value}")
 
 
-@fuzz_settings(150)
+@fuzz_settings(300)
 @given(text=yaml_texts, where=st.sampled_from(["alone", "after", "before", "inside"]))
 def test_fuzz_yaml_text(sandbox: Path, text: str, where: str) -> None:
     lines = GOOD_TEXT.splitlines(keepends=True)
@@ -209,13 +213,13 @@ def test_fuzz_yaml_text(sandbox: Path, text: str, where: str) -> None:
     check_validate(sandbox, content)
 
 
-@fuzz_settings(60)
+@fuzz_settings(100)
 @given(data=st.binary(max_size=300), prefix=st.booleans())
 def test_fuzz_bytes(sandbox: Path, data: bytes, prefix: bool) -> None:
     check_validate(sandbox, (GOOD_TEXT.encode() if prefix else b"") + data)
 
 
-@fuzz_settings(25)
+@fuzz_settings(40)
 @given(depth=st.integers(1, 4000), opener=st.sampled_from(["[", "{a: ", "- ", "a:\n"]),
        anchors=st.integers(0, 12), fan=st.integers(1, 12))
 def test_fuzz_nesting_and_alias_bombs(sandbox: Path, depth: int, opener: str, anchors: int,
@@ -229,6 +233,24 @@ def test_fuzz_nesting_and_alias_bombs(sandbox: Path, depth: int, opener: str, an
     bomb = "x-b0: &b0 [1]\n" + "".join(
         f"x-b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * fan)}]\n" for i in range(1, anchors + 1))
     check_validate(sandbox, GOOD_TEXT + bomb + "x-deep: " + nested)
+
+
+@fuzz_settings(40)
+@given(parent=mutated_specs(), targets=st.lists(st.sampled_from(
+    ["parent.yaml", "spec.yaml", ".", "missing.yaml", "/dev/null", "sub", "parent.yaml"]),
+    min_size=1, max_size=3), child=trees)
+def test_fuzz_extends(sandbox: Path, parent: Any, targets: list[str], child: Any) -> None:
+    folder = Path(tempfile.mkdtemp(dir=sandbox))
+    (folder / "sub").mkdir()
+    (folder / "parent.yaml").write_text(to_text(parent, "json"))
+    spec = {"extends": targets, "name": "child"}
+    if isinstance(child, dict):
+        spec.update({k: v for k, v in child.items() if k != "extends"})
+    (folder / "spec.yaml").write_text(to_text(spec, "json"))
+    before = listing(sandbox)
+    code, out = cli("validate", str(folder / "spec.yaml"))
+    assert code in (0, 2), out
+    assert listing(sandbox) == before
 
 
 @pytest.mark.slow

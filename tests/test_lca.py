@@ -417,3 +417,57 @@ def test_without_splitting_at_high_lr_the_residual_claim_fails(tmp_path: Path) -
     assert rows["digits/mlp/adam"]["passed"]                 # Adam untouched still passes
     record = json.loads(next(tmp_path.glob("cells/*momentum*/record.json")).read_text())
     assert record["metrics"]["lca_splits_max"] == 2
+
+
+# -- freezing tensors (train-classifier's freeze, the paper's frozen-last-layer run) ------
+def train_frozen(tmp: Path, steps: int, freeze: list[str], freeze_from: int = 0
+                 ) -> tuple[dict[str, Any], nn.Module, dict[str, torch.Tensor]]:
+    ctx = RunContext(seed=0, work_dir=tmp)
+    data = Digits().load(ctx)
+    model = MLP(MLP.Params(hidden=[100, 50])).build(ctx, data)
+    start = snapshot(model)
+    params = TrainClassifierParams(
+        optimizer=Component.resolved("torch/momentum", Momentum,
+                                     Momentum.Params(lr=0.05, weight_decay=1e-3)),
+        selection=Component.resolved("selection/uniform", UniformSelection,
+                                     UniformSelection.Params()),
+        observers=[Component.resolved("lca/allocation", LossChangeAllocation,
+                                      LossChangeAllocation.Params(save=False))],
+        steps=steps, freeze=freeze, freeze_from=freeze_from)
+    return TrainClassifier(params).run(ctx, data, model), model, start
+
+
+def test_frozen_tensors_do_not_move_and_get_zero_lca(tmp_path: Path) -> None:
+    out, model, start = train_frozen(tmp_path, 40, ["5.*"])
+    for name, q in model.named_parameters():
+        # momentum and weight decay included: a frozen tensor is bitwise its initial value
+        assert torch.equal(q, start[name]) == name.startswith("5."), name
+    rec = out["observers"]["lca/allocation"]
+    s = LCASummary(LCASummary.Params(groups={"last": ["5.*"], "hidden": ["1.*", "3.*"]})
+                   ).compute(RunContext(seed=0), CellResult(None, model, out))
+    assert s["lca_layer/5.weight"] == 0 and s["lca_layer/5.bias"] == 0
+    assert s["lca_group/last"] == 0
+    cols = [rec["names"].index(n) for n in ("5.weight", "5.bias")]
+    assert not rec["layers"][:, cols].any()                    # zero at every iteration
+    assert s["lca_group/hidden"] == pytest.approx(s["lca_sum"], rel=1e-12)
+    assert s["lca_residual_rel"] < 0.01                        # still conserves the loss
+
+
+def test_freeze_from_a_step_on(tmp_path: Path) -> None:
+    """freeze_from k: the tensors follow the unfrozen trajectory for k steps, then stop."""
+    _, free10, _ = train_frozen(tmp_path / "a", 10, [])
+    _, late, start = train_frozen(tmp_path / "b", 25, ["1.weight"], freeze_from=10)
+    moved = dict(late.named_parameters())
+    assert torch.equal(moved["1.weight"], dict(free10.named_parameters())["1.weight"])
+    assert not torch.equal(moved["1.weight"], start["1.weight"])
+    assert not torch.equal(moved["3.weight"], dict(free10.named_parameters())["3.weight"])
+
+
+def test_freeze_pattern_that_matches_nothing_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="matches no parameter") as err:
+        train_frozen(tmp_path, 2, ["fc.*"])
+    assert "5.weight" in str(err.value.hint)
+    with pytest.raises(HarnessError, match="groups.x"):
+        out, model, _ = train_frozen(tmp_path, 2, [])
+        LCASummary(LCASummary.Params(groups={"x": ["nope"]})).compute(
+            RunContext(seed=0), CellResult(None, model, out))

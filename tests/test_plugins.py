@@ -72,9 +72,13 @@ def test_strict_plugins_fails_on_a_broken_plugin(site) -> None:
     assert "plugin 'broken'" in res.stderr and "Traceback" not in res.output
 
 
-def test_name_clash_names_both_plugins(site) -> None:
+def test_name_clash_names_both_plugins_and_skips_the_newcomer(site) -> None:
     res = run_harness("list", env=env_with(site["harness-clash"]))
-    assert res.returncode == 2
+    assert res.returncode == 0, res
     assert "'torch/mlp' is claimed by two plugins" in res.stderr
     assert "'clash'" in res.stderr and "'generic'" in res.stderr
     assert "harness-clash 0.0.1" in res.stderr and "Traceback" not in res.output
+    line = next(ln for ln in res.stdout.splitlines() if ln.startswith("torch/mlp"))
+    assert "harness-bench" in line  # the core's adapter is kept, the newcomer skipped
+    res = run_harness("--strict-plugins", "list", env=env_with(site["harness-clash"]))
+    assert res.returncode == 2 and "claimed by two plugins" in res.stderr

@@ -112,7 +112,7 @@ def test_deep_block_nesting(tmp_path: Path) -> None:
 
 
 def test_file_size_limit(tmp_path: Path) -> None:
-    bad(tmp_path, GOOD + "x-pad: " + "a" * (3 * 1024 * 1024) + "\n", "limit")
+    bad(tmp_path, GOOD + "x-pad: " + "a" * (1024 * 1024) + "\n", "limit")
 
 
 def test_huge_integer_literal(tmp_path: Path) -> None:
@@ -436,3 +436,44 @@ def test_a_bad_sweep_value_names_its_own_line(tmp_path: Path) -> None:
 def test_sweep_values_that_name_one_point_are_an_error(tmp_path: Path) -> None:
     bad(tmp_path, GOOD + "sweep:\n  methods.train.steps: [1, '1']\n", "spec.yaml:10",
         "same name 'steps=1'")
+
+
+def test_a_spec_path_with_undecodable_bytes(tmp_path: Path) -> None:
+    name = os.fsdecode(b"sp\xffec.yaml")  # as argv hands it over (surrogateescape)
+    try:
+        (tmp_path / name).write_text(GOOD)
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses such names")
+    code, out = cli("validate", str(tmp_path / name))
+    assert code == 2 and "not valid UTF-8" in out and "Traceback" not in out, out
+    out.encode("utf-8")
+
+
+def test_no_cells_names_the_filter_key(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD + "cells:\n  exclude: [{model: mlp}]\n  only:\n    - {model: mlp}\n",
+        "spec.yaml:12", "cells.only", "no cells")
+
+
+def test_a_huge_flat_list_is_refused_while_composing(tmp_path: Path) -> None:
+    bad(tmp_path, GOOD + "x-big: [" + ",".join(["0"] * 120_000) + "]\n", "spec.yaml:10",
+        "more than 100000 values")
+
+
+@pytest.mark.slow
+def test_full_disk_in_the_sqlite_index_exits_1(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    import harness.results as results
+
+    def full(self, records) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+    monkeypatch.setattr(results.ResultsDir, "index", full)
+    code, text = cli("run", _spec(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 1 and "disk is full" in text and "Traceback" not in text, text
+    assert list((tmp_path / "out" / "cells").glob("*/record.json"))  # the record is kept
+
+
+@pytest.mark.parametrize("old,new", [("steps: 2", "steps: true"),
+                                     ("steps: 2", "steps: 2, eval_every: true")])
+def test_booleans_are_not_numbers(tmp_path: Path, old: str, new: str) -> None:
+    bad(tmp_path, GOOD.replace(old, new), "spec.yaml:8", "is a boolean, not a number")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
 from pydantic import Field
 
 from harness import Dataset, Params, RunContext
 from harness.data import ClassificationData
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 
 class SplitParams(Params):
@@ -21,6 +23,7 @@ class SplitParams(Params):
 def stratified_split(y: np.ndarray, test_size: float, rng: np.random.Generator
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Per-class shuffled split, so each class keeps its share in both splits."""
+    import numpy as np
     train, test = [], []
     for cls in np.unique(y):
         idx = np.flatnonzero(y == cls)
@@ -33,6 +36,7 @@ def stratified_split(y: np.ndarray, test_size: float, rng: np.random.Generator
 
 
 def preprocess(x_tr: np.ndarray, x_te: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
     if how == "standardize":
         mu, sd = x_tr.mean(0), x_tr.std(0)
         sd[sd == 0] = 1.0
@@ -46,6 +50,8 @@ def preprocess(x_tr: np.ndarray, x_te: np.ndarray, how: str) -> tuple[np.ndarray
 
 def to_data(x: np.ndarray, y: np.ndarray, p: SplitParams, rng: np.random.Generator,
             name: str, image_shape: tuple[int, ...] | None = None) -> ClassificationData:
+    import numpy as np
+    import torch
     tr, te = stratified_split(y, p.test_size, rng)
     x_tr, x_te = preprocess(x[tr].astype(np.float64), x[te].astype(np.float64), p.preprocess)
     return ClassificationData(
@@ -114,6 +120,8 @@ class GaussianMixture(Dataset):
         std: float = Field(1.0, gt=0)
 
     def load(self, ctx: RunContext) -> ClassificationData:
+        import numpy as np
+        import torch
         p = self.params
         rng = ctx.rng
         means = rng.normal(size=(p.classes, p.dim))

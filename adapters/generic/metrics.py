@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 from harness import CellResult, HarnessError, Metric, Params, RunContext
+
+if TYPE_CHECKING:
+    import torch
 
 
 class LogitParams(Params):
@@ -20,6 +21,7 @@ class LogitParams(Params):
 
 
 def _get(result: CellResult, key: str, metric: str) -> torch.Tensor:
+    import torch
     if key not in result.outputs:
         raise HarnessError(f"metric {metric!r} needs output {key!r}, which this method does "
                            f"not produce (it has: {', '.join(sorted(result.outputs)) or 'none'})",
@@ -62,6 +64,7 @@ class CrossEntropy(_LogitMetric):
     default_name = "cross_entropy"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch.nn.functional as F
         return F.cross_entropy(logits.double(), targets).item()
 
 
@@ -72,6 +75,7 @@ class MacroF1(_LogitMetric):
     default_name = "macro_f1"
 
     def score(self, logits: torch.Tensor, targets: torch.Tensor) -> float:
+        import torch
         pred = logits.argmax(-1)
         classes = torch.unique(torch.cat([pred, targets]))
         f1s = []
@@ -115,9 +119,12 @@ class EvaluateMetric(Metric):
     """A Hugging Face `evaluate` metric module, by local path (or hub name when online)."""
 
     name = "evaluate/metric"
+    code_params = ("path",)  # evaluate runs the module's code: needs --trust-code
 
     class Params(Params):
-        path: str = Field(..., description="local metric script/folder, or a hub name")
+        path: str = Field(..., description="local metric script/folder (relative to the "
+                          "spec's folder), or a hub name; its code runs, so a spec using "
+                          "it needs `--trust-code`")
         predictions: str = Field("test_logits", description="output key; logits are argmaxed")
         references: str = Field("test_targets", description="output key")
         kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -127,8 +134,11 @@ class EvaluateMetric(Metric):
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
         import evaluate
+        import torch
         p = self.params
         local = Path(p.path).expanduser()
+        if not local.is_absolute() and ctx.spec_dir is not None:
+            local = ctx.spec_dir / local
         offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get(
             "HF_EVALUATE_OFFLINE") == "1"
         if not local.exists() and offline:

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 from harness import Model, Params, RunContext
 from harness.data import ClassificationData
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def activation(name: str) -> type[nn.Module]:
+    """The torch activation module class named ``name`` (relu, tanh, sigmoid, gelu)."""
+    from torch import nn
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}[name]
 
 
 def init_like_torch(module: nn.Module, generator: torch.Generator) -> nn.Module:
     """PyTorch's default Linear/Conv initialization, drawn from ``generator``."""
+    from torch import nn
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
@@ -38,11 +45,12 @@ class MLP(Model):
         bias: bool = True
 
     def build(self, ctx: RunContext, data: ClassificationData) -> nn.Module:
+        from torch import nn
         p = self.params
         layers: list[nn.Module] = [nn.Flatten()]
         width = data.num_features
         for h in p.hidden:
-            layers += [nn.Linear(width, h, bias=p.bias), ACTIVATIONS[p.activation]()]
+            layers += [nn.Linear(width, h, bias=p.bias), activation(p.activation)()]
             width = h
         layers.append(nn.Linear(width, data.num_classes, bias=p.bias))
         return init_like_torch(nn.Sequential(*layers), ctx.generator)
@@ -59,13 +67,14 @@ class CNN(Model):
         activation: Literal["relu", "tanh", "sigmoid", "gelu"] = "relu"
 
     def build(self, ctx: RunContext, data: ClassificationData) -> nn.Module:
+        from torch import nn
         p = self.params
         shape = data.image_shape
         if shape is None or len(shape) != 3:
             from harness.errors import HarnessError
             raise HarnessError(f"torch/cnn needs image data; dataset {data.name!r} has flat "
                                "features", hint="use torch/mlp for tabular datasets")
-        act = ACTIVATIONS[p.activation]
+        act = activation(p.activation)
         layers: list[nn.Module] = [nn.Unflatten(1, shape)] if data.x_train.dim() == 2 else []
         c_in = shape[0]
         for c in p.channels:

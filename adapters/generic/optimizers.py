@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 from harness import Params, RunContext
 from harness.training import OptimizerAdapter
+
+if TYPE_CHECKING:
+    import torch
 
 
 class SGD(OptimizerAdapter):
@@ -22,6 +26,7 @@ class SGD(OptimizerAdapter):
 
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        import torch
         p = self.params
         return torch.optim.SGD(self.trainable(model, params), lr=p.lr, momentum=p.momentum,
                                nesterov=p.nesterov, weight_decay=p.weight_decay)
@@ -49,6 +54,7 @@ class Adam(OptimizerAdapter):
 
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        import torch
         p = self.params
         return torch.optim.Adam(self.trainable(model, params), lr=p.lr, betas=p.betas, eps=p.eps,
                                 weight_decay=p.weight_decay)
@@ -67,6 +73,7 @@ class RMSprop(OptimizerAdapter):
 
     def build(self, ctx: RunContext, model: torch.nn.Module,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Optimizer:
+        import torch
         p = self.params
         return torch.optim.RMSprop(self.trainable(model, params), lr=p.lr, alpha=p.alpha,
                                    momentum=p.momentum, weight_decay=p.weight_decay)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import torch
+from typing import TYPE_CHECKING
 
 from harness.training import SelectionPolicy
+
+if TYPE_CHECKING:
+    import torch
 
 
 class UniformSelection(SelectionPolicy):

@@ -3,6 +3,9 @@
 - ``optimizer``: any optimizer component (``torch/sgd``, ``fop/fop``, ...);
 - ``selection``: any example-selection policy (``selection/uniform``, selective backprop);
 - ``observers``: training analysers that see every step's parameters before and after;
+- ``freeze``: parameter-name patterns whose tensors are never updated (from step
+  ``freeze_from`` on), as the official LCA code's ``--freeze_layers`` /
+  ``--freeze_starting``; gradients still flow through them and observers still see them;
 - ``correction``: a batch-effect correction (:class:`harness.training.Correction`, e.g.
   ``rxrx1/per-experiment``) that prepares the data, shapes each step's loss and makes the
   evaluation logits.
@@ -17,29 +20,34 @@ examples, whichever is given.
 
 from __future__ import annotations
 
+import fnmatch
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field, model_validator
 
-from harness import Component, Method, Params, RunContext, component_field
+from harness import Component, HarnessError, Method, Params, RunContext, component_field
 from harness.data import ClassificationData
 from harness.training import StepInfo, TrainingRun, snapshot
 
+if TYPE_CHECKING:
+    import torch
+
 
 def per_example_ce(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch.nn.functional as F
     return F.cross_entropy(logits, targets, reduction="none")
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
              chunk: int = 4096) -> tuple[torch.Tensor, float, float]:
     """Logits, accuracy and mean cross-entropy over ``x`` in chunks (eval mode)."""
+    import torch
+    import torch.nn.functional as F
     was = model.training
     model.eval()
-    logits = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
+    with torch.no_grad():
+        logits = torch.cat([model(x[i:i + chunk]) for i in range(0, len(x), chunk)])
     model.train(was)
     acc = (logits.argmax(1) == y).float().mean().item()
     loss = F.cross_entropy(logits, y).item()
@@ -62,6 +70,13 @@ class TrainClassifierParams(Params):
                                         description="stop after this many backprop examples")
     eval_every: int = Field(0, ge=0, description="evaluate every N steps (0: only at the end)")
     grad_clip: float | None = Field(None, gt=0)
+    freeze: list[str] = Field(
+        default_factory=list, description="parameter-name patterns (fnmatch, e.g. '5.*' "
+        "for the last layer of a torch/mlp) whose tensors the optimizer never updates; "
+        "they keep their initial values and still pass gradients (official LCA "
+        "--freeze_layers)")
+    freeze_from: int = Field(0, ge=0, description="optimizer step from which the frozen "
+                             "tensors stop moving (official --freeze_starting)")
 
     @model_validator(mode="after")
     def _one_stop(self) -> TrainClassifierParams:
@@ -77,12 +92,14 @@ class _Candidates:
     """An endless stream of per-epoch permutations, ``size`` indices at a time."""
 
     def __init__(self, n: int, generator: torch.Generator) -> None:
+        import torch
         self.n, self.gen = n, generator
         self.perm = torch.randperm(n, generator=generator)
         self.pos = 0
         self.epochs_done = 0
 
     def next(self, size: int) -> torch.Tensor:
+        import torch
         out = []
         while size > 0:
             if self.pos >= self.n:
@@ -96,6 +113,17 @@ class _Candidates:
         return torch.cat(out)
 
 
+def _frozen(model: torch.nn.Module, patterns: list[str]) -> list[torch.nn.Parameter]:
+    """The parameters whose names match one of ``patterns``; a pattern matching none is an
+    error naming the parameters there are."""
+    named = dict(model.named_parameters())
+    for pat in patterns:
+        if not any(fnmatch.fnmatchcase(n, pat) for n in named):
+            raise HarnessError(f"freeze: pattern {pat!r} matches no parameter",
+                               hint=f"the model's parameters are {', '.join(named)}")
+    return [q for n, q in named.items() if any(fnmatch.fnmatchcase(n, pat) for pat in patterns)]
+
+
 class TrainClassifier(Method):
     """Train a classifier with pluggable optimizer, example selection and observers."""
 
@@ -106,6 +134,8 @@ class TrainClassifier(Method):
 
     def run(self, ctx: RunContext, data: ClassificationData, model: torch.nn.Module
             ) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
         p: TrainClassifierParams = self.params  # type: ignore[assignment]
         model = model.to(ctx.device)
         correction = p.correction.build() if p.correction is not None else None
@@ -115,6 +145,7 @@ class TrainClassifier(Method):
         x_te, y_te = data.x_test.to(ctx.device), data.y_test.to(ctx.device)
         n = len(x_tr)
         optimizer = p.optimizer.build().build(ctx.derive("optimizer"), model)
+        frozen = _frozen(model, p.freeze)
         policy = p.selection.build()
         policy.start(ctx.derive("selection"), n)
         observers = [o.build() for o in p.observers]
@@ -155,7 +186,8 @@ class TrainClassifier(Method):
                 while len(pending) >= p.batch_size and not done():
                     batch, pending = pending[:p.batch_size], pending[p.batch_size:]
                     loss = self._step(model, optimizer, observers, x_tr, y_tr, batch, counts, p,
-                                      correction)
+                                      correction,
+                                      frozen if counts["steps"] >= p.freeze_from else [])
                     backprop_counts[batch] += 1
                     tick(1 if max_steps else len(batch))
                     if p.eval_every and counts["steps"] % p.eval_every == 0:
@@ -190,7 +222,9 @@ class TrainClassifier(Method):
     @staticmethod
     def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, observers: list[Any],
               x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor, counts: dict[str, int],
-              p: TrainClassifierParams, correction: Any = None) -> float:
+              p: TrainClassifierParams, correction: Any = None,
+              frozen: list[torch.nn.Parameter] | None = None) -> float:
+        import torch
         before = snapshot(model) if observers else {}
 
         def closure() -> torch.Tensor:
@@ -203,6 +237,8 @@ class TrainClassifier(Method):
             return loss
 
         loss = closure()
+        for q in frozen or []:
+            q.grad = None  # torch optimizers skip a tensor without a gradient
         if p.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
         optimizer.step()

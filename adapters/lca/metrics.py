@@ -9,6 +9,7 @@ draws the pictures of the paper's kind into the cell's artifacts. Both read
 
 from __future__ import annotations
 
+import fnmatch
 import math
 from typing import Any, Literal
 
@@ -105,10 +106,21 @@ class LCASummary(Metric):
 
     class Params(ObserverParams):
         layers: bool = Field(True, description="report lca_layer/<parameter name> totals")
+        groups: dict[str, list[str]] = Field(
+            default_factory=dict, description="named groups of parameter tensors "
+            "(fnmatch patterns, e.g. {hidden: ['1.*', '3.*']}): lca_group/<name> is the "
+            "total LCA of the tensors matching any of the group's patterns")
 
     def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
-        out = summarize(lca_record(result, self.params), self.params.layers,
-                        ctx.derive("lca/peak-shuffle").rng)
+        rec = lca_record(result, self.params)
+        out = summarize(rec, self.params.layers, ctx.derive("lca/peak-shuffle").rng)
+        totals = rec["layers"].sum(axis=0)
+        for group, patterns in self.params.groups.items():
+            keep = [any(fnmatch.fnmatchcase(n, pat) for pat in patterns) for n in rec["names"]]
+            if not any(keep):
+                raise HarnessError(f"lca/summary groups.{group}: no parameter tensor matches "
+                                   f"{patterns}", hint=f"the tensors are {', '.join(rec['names'])}")
+            out[f"lca_group/{group}"] = float(totals[np.array(keep)].sum())
         return {k: v for k, v in out.items() if math.isfinite(v)}
 
 

@@ -1,7 +1,8 @@
 """Supermasks in Superposition (Wortsman et al., arXiv 2006.14769): task sequences from the
 digits, masked models, the SupSup training/inference method and its NNs variant (no task
 identity in training), the fine-tuning and upper-bound baselines and the continual-learning
-metrics. See docs/supsup.md."""
+metrics, and HopSupSup (masks recovered from a fixed-size Hopfield network).
+See docs/supsup.md."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from harness import Adapter, hookimpl
 
 from .baselines import METHODS as BASELINES
 from .data import DATASETS
+from .hopfield import MODELS as HOP_MODELS
+from .hopsupsup import METHODS as HOP
 from .metrics import METRICS
 from .models import MODELS
 from .nns import METHODS as NNS
@@ -17,4 +20,5 @@ from .train import METHODS
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
-    return [*DATASETS, *MODELS, *METHODS, *BASELINES, *NNS, *METRICS]
+    return [*DATASETS, *MODELS, *HOP_MODELS, *METHODS, *BASELINES, *NNS, *HOP,
+            *METRICS]

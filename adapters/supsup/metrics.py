@@ -63,4 +63,39 @@ class Continual(Metric):
         return out
 
 
-METRICS: list[type[Metric]] = [Continual]
+class Hopfield(Metric):
+    """HopSupSup: accuracy with the masks recovered from the Hopfield network against the
+    stored masks (GG), how close the recovered masks are, and the memory's size after
+    each learned task (``hop_state_floats_at_<k>``; ``hop_state_floats_growth`` is the
+    size after the last task minus after the first)."""
+
+    name = "supsup/hopfield"
+    outputs = ("avg_accuracy_hop", "gg_minus_hop", "hop_mask_distance", "hop_exact_fraction",
+               "hop_nearest_right", "hop_state_floats", "hop_state_floats_growth",
+               "stored_mask_floats", "hop_state_floats_at_*")
+
+    def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+        h: dict[str, Any] | None = result.outputs.get("hopfield")
+        c: dict[str, Any] | None = result.outputs.get("continual")
+        if h is None or c is None:
+            raise HarnessError("supsup/hopfield needs the outputs of supsup/hopsupsup")
+        T = len(h["recovered_accuracy"])
+        gg = sum(c["final_gg"]) / T
+        hop = sum(h["recovered_accuracy"]) / T
+        floats = h["state_floats_by_tasks"]
+        out = {
+            "avg_accuracy_hop": hop,
+            "gg_minus_hop": gg - hop,
+            "hop_mask_distance": sum(h["mask_distance"]) / T,
+            "hop_exact_fraction": sum(map(float, h["exact"])) / T,
+            "hop_nearest_right": sum(float(j == i) for i, j in enumerate(h["nearest"])) / T,
+            "hop_state_floats": float(h["state_floats"]),
+            "hop_state_floats_growth": float(floats[-1] - floats[0]),
+            "stored_mask_floats": float(h["per_task_mask_floats"] * T),
+        }
+        for k, n in enumerate(floats, start=1):
+            out[f"hop_state_floats_at_{k}"] = float(n)
+        return out
+
+
+METRICS: list[type[Metric]] = [Continual, Hopfield]

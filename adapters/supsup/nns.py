@@ -29,6 +29,7 @@ with the data index, which is the same when exactly one mask is allocated per ta
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -80,6 +81,7 @@ class NNs(SupSupTrain):
         self.real = data.num_classes
         self.state = {"allocated": 1, "current": 0, "step": 0}
         self.allocations: list[dict[str, int]] = []
+        self.checks: list[dict[str, Any]] = []  # every check, for the docs' diagnosis
         self.usage: list[Counter[int]] = []
         assigned: dict[int, int] = {}
         scores = [s for layer in masked_layers(model) for s in layer.scores]
@@ -116,8 +118,9 @@ class NNs(SupSupTrain):
                                "per_task": per_task, "per_task_gn": per_gn,
                                "batches": batches}
         clear_masks(model)
+        ctx.artifact("nns_checks.json").write_text(json.dumps(self.checks, indent=1))
         out.update(inference=inference, primary=p.inference[0], curve=[],
-                   masks_allocated=learned, allocations=self.allocations,
+                   masks_allocated=learned, allocations=self.allocations, checks=self.checks,
                    assigned=[assigned[t] for t in range(data.num_tasks)])
         return {"continual": out, "model": model}
 
@@ -132,12 +135,17 @@ class NNs(SupSupTrain):
                                self.real)
         clear_masks(model)
         confidence = float(grad.softmax(dim=0).max())
-        if confidence < p.confidence / n and st["allocated"] < self.slots:
+        new = confidence < p.confidence / n and st["allocated"] < self.slots
+        if new:
             st["allocated"] += 1
             st["current"] = st["allocated"] - 1
             self.allocations.append({"step": st["step"], "mask": st["current"]})
         else:
             st["current"] = int(grad.argmax())
+        self.checks.append({"step": st["step"], "n": n, "confidence": confidence,
+                            "threshold": p.confidence / n, "new": new,
+                            "mask": st["current"],
+                            "g": [round(float(v), 4) for v in grad]})
 
     def _train_task(self, ctx: RunContext, model: torch.nn.Module,
                     params: list[torch.nn.Parameter], x: torch.Tensor, y: torch.Tensor,

@@ -1,0 +1,1 @@
+"""An example harness plugin (see docs/writing-an-adapter.md)."""

@@ -1,0 +1,210 @@
+"""Worker processes for cells: per-cell timeouts, dead workers replaced, no orphans.
+
+Each worker is a spawned process with a pipe to the parent; it executes one cell at a
+time and sends back its progress steps and its record. The parent:
+
+- stops a cell that runs longer than its ``timeout_s`` (SIGKILL of its worker), records
+  it as failed with ``timed out after N s`` and starts a fresh worker;
+- records a cell whose worker died (a segfault, ``os._exit`` in an adapter, the OOM
+  killer) as failed with the exit status, and starts a fresh worker;
+- on Ctrl-C or any error, kills its workers before returning.
+
+Workers die with their parent: on Linux the kernel sends them SIGKILL when the parent
+dies (``PR_SET_PDEATHSIG``), and on every platform a watch thread polls the parent pid.
+Workers ignore SIGINT: a Ctrl-C on the terminal reaches the whole process group, and only
+the parent decides to stop (an adapter raising ``KeyboardInterrupt`` is a failed cell).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from .plan import CellPlan
+
+PARENT_POLL_S = 0.5
+STEP_EVERY_S = 0.2
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process exit when ``parent_pid`` is gone (call it first in a worker)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+            import ctypes.util
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="harness-parent-watch", daemon=True).start()
+
+
+def _warm_up() -> None:
+    """Pay the worker's one-time import costs before any cell's clock starts (setting
+    torch's determinism flags imports ``torch._inductor``: seconds on a loaded machine)."""
+    import torch
+    with contextlib.suppress(Exception):
+        torch.use_deterministic_algorithms(
+            torch.are_deterministic_algorithms_enabled(),
+            warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+
+
+def _worker_main(conn: Connection, parent_pid: int, out_dir: str) -> None:
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from .runner import execute_cell
+    _warm_up()
+    while True:
+        try:
+            plan = conn.recv()
+        except (EOFError, OSError):
+            return
+        if plan is None:
+            return
+        conn.send(("start", plan.name))  # the cell's clock starts now, not at the spawn
+        def step(label: str, done: int, total: int | None, _name: str = plan.name,
+                 _last: list[float] = [0.0]) -> None:  # noqa: B006 (the last send time)
+            now = time.monotonic()
+            if now - _last[0] >= STEP_EVERY_S or (total is not None and done >= total):
+                _last[0] = now
+                conn.send(("step", _name, label, done, total))
+
+        record = execute_cell(plan, out_dir, step)
+        conn.send(("done", record))
+
+
+@dataclass
+class _Worker:
+    proc: Any
+    conn: Connection
+    plan: CellPlan | None = None
+    sent: float = 0.0
+    started: float | None = None  # when the worker began the cell (after its start-up)
+
+    @property
+    def deadline(self) -> float | None:
+        if self.plan is None or self.plan.timeout_s is None or self.started is None:
+            return None
+        return self.started + float(self.plan.timeout_s)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "its worker process stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"its worker process was killed by {name}"
+    return f"its worker process exited with status {code} (os._exit or a crash in native code)"
+
+
+class WorkerPool:
+    """Run cell plans in ``jobs`` spawned worker processes; see the module docstring."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self.ctx = multiprocessing.get_context("spawn")
+
+    def _start(self, out_dir: str) -> _Worker:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_main, args=(child, os.getpid(), out_dir),
+                                name="harness-worker", daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    @staticmethod
+    def _stop(worker: _Worker) -> None:
+        with contextlib.suppress(Exception):
+            worker.proc.kill()
+        worker.proc.join(5)
+        with contextlib.suppress(Exception):
+            worker.conn.close()
+
+    def run(self, plans: list[CellPlan], out_dir: str, on_done: Any, on_step: Any) -> None:
+        from .runner import write_failed_record
+        queue = deque(plans)
+        for plan in plans:
+            on_step(plan.name, "queued", 0, None)
+        workers: list[_Worker] = []
+        try:
+            while queue or any(w.plan is not None for w in workers):
+                while queue and len(workers) < min(self.jobs, len(queue) + sum(
+                        w.plan is not None for w in workers)):
+                    workers.append(self._start(out_dir))
+                for w in workers:
+                    if w.plan is None and queue:
+                        plan = queue.popleft()
+                        try:
+                            w.conn.send(plan)
+                        except OSError:  # it died while idle: start another one
+                            queue.appendleft(plan)
+                            self._stop(w)
+                            workers.remove(w)
+                            break
+                        w.plan, w.sent, w.started = plan, time.monotonic(), None
+                busy = [w for w in workers if w.plan is not None]
+                deadlines = [d for d in (w.deadline for w in busy) if d is not None]
+                left = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+                ready = wait([w.conn for w in busy] + [w.proc.sentinel for w in busy],
+                             timeout=left)
+                for w in busy:
+                    if w.plan is None:
+                        continue
+                    plan = w.plan
+                    ended: str | None = None
+                    if w.conn in ready:
+                        try:
+                            while w.conn.poll():
+                                msg = w.conn.recv()
+                                if msg[0] == "start":
+                                    w.started = time.monotonic()
+                                    on_step(plan.name, "start", 0, None)
+                                elif msg[0] == "step":
+                                    on_step(*msg[1:])
+                                else:
+                                    w.plan = None
+                                    on_done(plan, msg[1])
+                                    break
+                        except (EOFError, OSError):
+                            w.proc.join(1)
+                            ended = _describe_exit(w.proc.exitcode)
+                    elif w.proc.sentinel in ready:
+                        w.proc.join(1)
+                        ended = _describe_exit(w.proc.exitcode)
+                    elif w.deadline is not None and time.monotonic() >= w.deadline:
+                        ended = f"timed out after {plan.timeout_s:g} s"
+                    if ended is not None:
+                        took = time.monotonic() - (w.started or w.sent)
+                        self._stop(w)
+                        workers.remove(w)
+                        on_done(plan, write_failed_record(plan, out_dir, ended, took))
+        finally:
+            for w in workers:
+                with contextlib.suppress(Exception):
+                    w.conn.send(None)
+            for w in workers:
+                if w.plan is not None:
+                    self._stop(w)
+                else:
+                    w.proc.join(2)
+                    if w.proc.is_alive():
+                        self._stop(w)

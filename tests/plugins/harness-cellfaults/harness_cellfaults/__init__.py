@@ -1,0 +1,1 @@
+"""Cell faults for the harness test suite."""

@@ -1,0 +1,1 @@
+"""Faulty plugins: each module is one entry point with one fault."""

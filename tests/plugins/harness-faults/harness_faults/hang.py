@@ -1,0 +1,6 @@
+"""Import never returns."""
+
+import time
+
+while True:
+    time.sleep(1)
