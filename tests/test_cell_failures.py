@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import add_test_adapters
 
 from harness import CellResult, Method, Metric, RunContext
 from harness.cli import main
@@ -52,10 +53,7 @@ class NeedsGym(Method):
 
 @pytest.fixture(scope="module", autouse=True)
 def test_adapters():
-    registry = get_registry()
-    for cls in (Raises, NeedsGym):
-        if cls.name not in registry.adapters:
-            registry._add(cls, "test", "tests", "0")
+    add_test_adapters(get_registry(), Raises, NeedsGym)
     yield
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import add_test_adapters
 
 from harness.claims import evaluate_claims
 from harness.cli import main
@@ -308,9 +309,7 @@ def test_an_undeclared_metric_is_taken_to_produce_its_adapter_name(tmp_path: Pat
         def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
             return {"my_score": 1.0}
 
-    registry = get_registry()
-    if MyScore.name not in registry.adapters:
-        registry._add(MyScore, "test", "tests", "0")
+    add_test_adapters(get_registry(), MyScore)
     text = BASE.replace("[accuracy]", "[accuracy, test/my-score]")
     ok = text + "expect:\n  - {metric: my_score, at_least: 0}\n"
     assert validate(tmp_path, capsys, ok)[0] == 0
