@@ -46,7 +46,8 @@ def _groups(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _series(group: dict[str, Any], metric: str) -> dict[int, float | None]:
     out: dict[int, float | None] = {}
     for seed, cell in group["cells"].items():
-        value = cell.get("metrics", {}).get(metric) if cell.get("status") == "ok" else None
+        # a failed cell has no metrics, or those computed before another metric failed
+        value = cell.get("metrics", {}).get(metric)
         out[seed] = None if value is None else float(value)
     return out
 

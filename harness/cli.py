@@ -82,8 +82,13 @@ class RunProgress:
     def on_event(self, kind: str, info: dict[str, Any]) -> None:
         if kind == "plan":
             self.total = info["todo"]
+            restored = f" ({info['restored']} restored)" if info.get("restored") else ""
             self.console.print(f"{self.spec_name}: {info['todo']} cell(s) to run, "
-                               f"{info['done']} already done -> {self.out_dir}")
+                               f"{info['done']} already done{restored} -> {self.out_dir}")
+            if info.get("superseded"):
+                self.console.print(f"{info['superseded']} finished cell(s) of another identity "
+                                   f"moved to {self.out_dir / 'superseded'}/ (kept, not "
+                                   "overwritten; docs/results.md)")
             if self.bar is not None:
                 self.bar.update(self.cells, total=self.total)
         elif kind == "cell":
@@ -240,6 +245,8 @@ def cmd_show(args: argparse.Namespace, out: Console, err: Console) -> int:
         print(json.dumps(summary, indent=2))
     else:
         print_summary(summary, out, args.metrics)
+        from .supersede import print_superseded
+        print_superseded(Path(args.dir), out)
     return 0
 
 

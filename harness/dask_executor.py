@@ -161,7 +161,7 @@ def _overdue(pending: dict[str, tuple[Any, CellPlan]],
     now = time.monotonic()
     out = []
     for key, (started, _) in running.items():
-        limit = getattr(pending[key][1], "timeout_s", None) if key in pending else None
+        limit = pending[key][1].timeout_s if key in pending else None
         if limit is not None and now - started > limit:
             out.append(key)
     return out
@@ -265,12 +265,12 @@ class DaskExecutor(Executor):
                 status = str(out.get(address))
             except Exception as exc:  # an older scheduler, or the worker is gone already
                 status = f"not restarted: {type(exc).__name__}: {exc}"
-        limit = getattr(plan, "timeout_s", None) or 0.0
+        limit = plan.timeout_s or 0.0
         record = failed_record(
             plan, f"timed out after {limit:g} s (settings.timeout_s / --timeout) on "
             f"{where.get('host', '?')} pid {where.get('pid', '?')}; its worker was restarted "
             f"({status})", user=False, worker=where)
-        record["error"]["type"] = "CellTimeout"
+        record["error"]["type"] = "CellAborted"  # as the pool executor records a timeout
         write_cell(results, plan, record, {})
         return record
 

@@ -20,7 +20,7 @@ from . import datacache
 from .fingerprint import SCHEME_VERSION
 from .plan import CellPlan, load_data
 from .provenance import git_state, package_versions
-from .results import ResultsDir
+from .results import ResultsDir, record_problem
 
 MAX_RESULT_ENV = "HARNESS_DASK_MAX_RESULT_MB"
 DEFAULT_MAX_RESULT_MB = 64.0
@@ -87,6 +87,10 @@ def accept_result(plan: CellPlan, payload: dict[str, Any], max_bytes: int) -> tu
                    + "; ".join(payload["problems"]))
         return failed_record(plan, message, user=True, worker=worker), {}
     record = dict(payload["record"])
+    problem = record_problem(record, plan.cell_id)
+    if problem is not None:  # what a worker sends is checked like a record on disk
+        return failed_record(plan, f"the worker on {where} sent an invalid record: {problem}",
+                             user=False, worker=worker), {}
     record["worker"] = worker
     prov = record.setdefault("provenance", {})
     prov["git"] = git_state(_spec_folder(plan))

@@ -19,13 +19,15 @@ from typing import Any
 
 import torch
 
-from . import datacache
+from . import datacache, supersede
 from .adapter import CellResult
 from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
 from .errors import HarnessError, ResultsError
+from .extras import missing_dependency
 from .fingerprint import SCHEME_VERSION, cell_identity
 from .lock import locked
+from .metricrun import compute_metrics, metrics_error
 from .plan import CellPlan, RunPlan, load_data, make_plan
 from .provenance import apply_determinism, provenance
 from .results import ResultsDir, atomic_write_jsonl, safe_cell_id
@@ -160,12 +162,8 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         outputs = plan.method.build().run(ctx, data, model) or {}
         timings["run_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
         result = CellResult(data=data, model=model, outputs=outputs)
-        for metric in plan.metrics:
-            ctx.seed_globals()
-            for key, value in (metric.build().compute(ctx, result) or {}).items():
-                metrics[key] = float(value)
+        metrics, metric_errors = compute_metrics(plan.metrics, ctx, result, cell_dir)
         timings["metrics_s"] = time.perf_counter() - t0
         examples = outputs.get("examples")
         if isinstance(examples, list) and examples:
@@ -175,9 +173,16 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
                              if v is not _DROP and v != {} and _small(v)}
         record["metrics"] = metrics
         record["status"] = "ok"
+        if metric_errors:  # the metrics that worked are kept; the cell re-runs next time
+            record.update(status="failed", metric_errors=metric_errors,
+                          error=metrics_error(metric_errors))
     except HarnessError as exc:
         record.update(status="failed", metrics={},
                       error={"type": type(exc).__name__, "message": exc.render(), "user": True})
+    except ModuleNotFoundError as exc:  # an optional dependency is not installed
+        record.update(status="failed", metrics={}, error={
+            "type": "MissingDependency", "message": missing_dependency(exc).render(),
+            "user": True})
     except BaseException as exc:  # an adapter bug, even sys.exit(): recorded, the sweep goes on
         if isinstance(exc, KeyboardInterrupt) and _INTERRUPTED:
             raise  # a real Ctrl-C: stop the run (finished cells are recorded)
@@ -246,6 +251,7 @@ def build_summary(plan: RunPlan) -> dict[str, Any]:
     }
     if plan.control is not None:
         summary["control"] = plan.control
+    summary["superseded"] = supersede.superseded_records(plan.out_dir)
     return summary
 
 
@@ -274,10 +280,11 @@ def _run_plan(plan: RunPlan, executor: Any,
               on_event: Callable[[str, dict[str, Any]], None] | None, hook: Any) -> RunReport:
     out_dir = plan.out_dir
     results = ResultsDir(out_dir)
+    moved = supersede.prepare(plan)  # never overwrite a finished record of another identity
     todo, done = plan.todo, plan.done
     report = RunReport(summary={}, skipped=[p.name for p in done])
     emit = on_event or (lambda kind, info: None)
-    emit("plan", {"todo": len(todo), "done": len(done), "control": plan.control})
+    emit("plan", {"todo": len(todo), "done": len(done), "control": plan.control, **moved})
 
     def finished(cell: CellPlan, record: dict[str, Any]) -> None:
         results.index([record])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -62,12 +63,57 @@ def spec_schema(registry: Registry) -> dict[str, Any]:
     props = schema["properties"]
     for section, kind in KINDS.items():
         props[section]["additionalProperties"] = {"$ref": f"#/$defs/{kind}Component"}
-    props["metrics"]["items"] = {"$ref": "#/$defs/metricComponent"}
+    metric_entries = _metric_entries(defs, by_kind.get("metric", []))
+    props["metrics"]["items"] = {"anyOf": [{"type": "string"}, *metric_entries]}
     for kind in ("dataset", "model", "method", "metric"):
         defs.setdefault(f"{kind}Component", {"type": "string"})
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "harness spec"
-    return schema
+    return _top_level(schema)
+
+
+SELECTOR = {"type": "object", "description": "axis -> value (a list value matches a list "
+            "exactly; `{in: [...]}` matches any of several values)"}
+
+
+def _metric_entries(defs: dict[str, Any], refs: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A metric in the spec's `metrics:` list also takes `where:` (the cells it applies to)."""
+    out = []
+    for ref in refs:
+        key = ref["$ref"][len("#/$defs/"):].replace("~1", "/").replace("~0", "~")
+        body = copy.deepcopy(defs[key])
+        body["properties"] = {**body.get("properties", {}), "where": {
+            **SELECTOR, "description": "the cells this metric applies to"}}
+        defs["entry:" + key] = body
+        out.append({"$ref": _ref("entry:" + key)})
+    return out
+
+
+def _top_level(schema: dict[str, Any]) -> dict[str, Any]:
+    """A full spec, or one that `extends:` others: then every key is optional, `KEY: null`
+    removes an inherited entry, and a component may be a partial override of the base's."""
+    defs = schema.pop("$defs")
+    extends = {"description": "spec file(s) to deep-merge under this one (relative paths)",
+               "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    full = dict(schema)
+    full["properties"] = {"extends": extends, **schema["properties"]}
+    full["patternProperties"] = {"^x-": {"description": "ignored: holds YAML anchors"}}
+    full["additionalProperties"] = False
+    defs["Spec"] = full
+    partial = copy.deepcopy(full)
+    partial.pop("required", None)
+    for key, prop in partial["properties"].items():
+        if key in KINDS:
+            prop["additionalProperties"] = {"anyOf": [
+                prop["additionalProperties"], {"type": "null"},
+                {"type": "object", "not": {"required": ["use"]},
+                 "description": "a partial override of the base spec's component"}]}
+        if key != "extends":
+            partial["properties"][key] = {"anyOf": [prop, {"type": "null"}]}
+    partial["required"] = ["extends"]
+    defs["ExtendingSpec"] = partial
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": "harness spec",
+            "description": full.get("description", "a harness spec"), "$defs": defs,
+            "if": {"type": "object", "required": ["extends"]},
+            "then": {"$ref": "#/$defs/ExtendingSpec"}, "else": {"$ref": "#/$defs/Spec"}}
 
 
 def schema_json(registry: Registry) -> str:

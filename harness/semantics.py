@@ -65,6 +65,7 @@ class Outputs:
     def __init__(self, cell: Cell) -> None:
         self.by_metric: list[list[str]] = []
         self.dynamic = False
+        self.undeclared: dict[str, str] = {}  # adapter -> the name it is taken to produce
         for metric in cell.metrics:
             adapter = metric.adapter
             if not issubclass(adapter, Metric):  # a plugin's metric not built on harness.Metric
@@ -72,6 +73,9 @@ class Outputs:
                 self.dynamic = True
                 continue
             names, dynamic = adapter.output_names(metric.params, cell.method_component)
+            if adapter.outputs is None and getattr(adapter.output_names, "__func__", None) is \
+                    getattr(Metric.output_names, "__func__", None):
+                self.undeclared[adapter.name] = names[0] if names else ""
             self.by_metric.append(list(names))
             self.dynamic = self.dynamic or dynamic
 
@@ -132,36 +136,55 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
             rhs = normalize_selector(entry.rhs, values)
         except ValueError:
             continue  # reported by the selector checks
-        picked = _selected(cells, lhs) + (_selected(cells, rhs) if entry.rhs is not None else [])
+        chosen = _selected(cells, lhs)
+        if not chosen and spec.control is None:
+            key = "lhs" if entry.lhs is not None else "where"
+            errors.append(_error(spec, (section, i, key), f"this {_WHAT[section]} selects no "
+                                 "cell of the spec (after `cells:`): it can never be measured",
+                                 "check `where`/`lhs` against `cells.only`/`exclude`"))
+        picked = chosen + (_selected(cells, rhs) if entry.rhs is not None else [])
+        if entry.vs_metric is not None and entry.vs_metric == entry.metric:
+            errors.append(_error(spec, (section, i, "vs_metric"), "vs_metric is the same "
+                                 "metric: the ratio is always 1 and the difference 0",
+                                 "compare with another metric, or two groups (lhs/rhs)"))
         for key in ("metric", "vs_metric"):
             name = getattr(entry, key)
-            if name is None:
-                continue
+            if name is None or (not picked and spec.control is not None):
+                continue  # a control need not run every claim's cells
             scope = picked or cells
             if any(outputs[id(c)].has(name) for c in scope):
                 continue
             pool = sorted({n for c in scope for n in outputs[id(c)].names}) or every
             close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
             where_text = "the cells it selects" if picked else "any cell"
-            errors.append(_error(
-                spec, (section, i, key),
-                f"no metric of {where_text} produces {name!r}",
-                f"did you mean {close[0]!r}?" if close else
+            hint = f"did you mean {close[0]!r}?" if close else (
                 "their metrics produce: " + (", ".join(pool[:20]) or "nothing")
-                + (" ..." if len(pool) > 20 else "")))
-        if section == "expect" and entry.lhs is not None and entry.rhs is not None:
-            errors += _same_sides(spec, i, lhs, rhs)
+                + (" ..." if len(pool) > 20 else ""))
+            undeclared = {a: n for c in scope for a, n in outputs[id(c)].undeclared.items()}
+            if undeclared:
+                hint += "; " + ", ".join(f"{a!r} declares no outputs (taken to be {n!r})"
+                                         for a, n in sorted(undeclared.items()))
+                hint += ": its author can declare them (`outputs = (...)`, docs/" \
+                        "writing-an-adapter.md)"
+            errors.append(_error(spec, (section, i, key),
+                                 f"no metric of {where_text} produces {name!r}", hint))
+        if entry.lhs is not None and entry.rhs is not None:
+            errors += _same_sides(spec, section, i, lhs, rhs)
     return errors
 
 
-def _same_sides(spec: Spec, i: int, lhs: dict[str, Any], rhs: dict[str, Any]) -> list[SpecError]:
+_WHAT = {"expect": "claim", "report": "report row"}
+
+
+def _same_sides(spec: Spec, section: str, i: int, lhs: dict[str, Any],
+                rhs: dict[str, Any]) -> list[SpecError]:
     """rhs sets nothing that lhs (with where) does not already fix to the same values:
     every group would be compared with itself."""
     def same(key: str) -> bool:
         return key in lhs and sorted(map(fmt, options(lhs[key]))) == sorted(
             map(fmt, options(rhs[key])))
     if rhs and all(same(k) for k in rhs):
-        return [_error(spec, ("expect", i, "rhs"),
+        return [_error(spec, (section, i, "rhs"),
                        "lhs and rhs select the same groups: each group would be compared "
                        "with itself (a ratio of 1, a difference of 0)",
                        "make rhs name the other side, e.g. another method or sweep value")]
@@ -214,4 +237,44 @@ def check_spec(spec: Spec) -> list[SpecError]:
     except SpecError:
         return []  # `validate` and `run` report a spec that expands to no cells
     one_seed = [c for c in cells if c.spec_seed == cells[0].spec_seed]
-    return check_duplicate_outputs(spec, one_seed) + check_measure_metrics(spec, one_seed)
+    errors = check_duplicate_outputs(spec, one_seed) + check_measure_metrics(spec, one_seed)
+    wheres = spec.points[0].metric_where if spec.points and spec.control is None else []
+    for i, where in enumerate(wheres):
+        if where and not _selected(one_seed, where):
+            errors.append(_error(spec, ("metrics", i, "where"), "this metric's `where:` "
+                                 "selects no cell of the spec: it is never computed",
+                                 "check it against `cells.only`/`exclude`"))
+    return errors + (check_control_cells(spec) if spec.control is None else [])
+
+
+def check_control_cells(spec: Spec) -> list[SpecError]:
+    """A control's cells include a group of every claim its ``must_fail`` names (else the
+    claim fails for want of cells, not because of the control)."""
+    from .cells import expand
+    errors: list[SpecError] = []
+    values = spec.axis_values()
+    claims = dict(zip(spec.claim_ids, spec.model.expect, strict=True))
+    for j, ctl in enumerate(spec.model.controls):
+        variant = spec.controls.get(ctl.name)
+        if variant is None:
+            continue
+        try:
+            cells = expand(variant)
+        except SpecError:
+            continue  # `validate` reports a control restricted to no cells
+        for k, cid in enumerate(ctl.must_fail):
+            claim = claims.get(cid)
+            if claim is None:
+                continue
+            try:
+                sel = {**normalize_selector(claim.where, values),
+                       **normalize_selector(claim.lhs, values)}
+            except ValueError:
+                continue
+            if not _selected(cells, sel):
+                errors.append(_error(
+                    spec, ("controls", j, "must_fail", k),
+                    f"control {ctl.name!r} runs no cell that claim {cid!r} selects: the "
+                    "claim would fail for want of cells, not because of the control",
+                    "widen the control's `cells:` or drop the claim from its must_fail"))
+    return errors

@@ -22,7 +22,12 @@ from .cells import point_value_text
 from .errors import HarnessError, Location, SpecError, SpecErrors
 from .registry import Registry
 from .selectors import fmt, selector_problems
-from .speccheck import duplicate_seeds, non_finite_errors, parse_override_value
+from .speccheck import (
+    bool_as_number_errors,
+    duplicate_seeds,
+    non_finite_errors,
+    parse_override_value,
+)
 from .specmodel import Control, Measure, SpecModel
 from .validation import validate_model
 from .yamlfile import KeyPath, Located, format_path, load_with_extends
@@ -201,6 +206,8 @@ class Resolver:
         if params is None or len(self.errors) > before:
             return None
         bad = non_finite_errors(params, path, self.doc, what=f"adapter {use!r}")
+        bad += bool_as_number_errors(adapter.Params, params_raw, path, self.doc,
+                                     what=f"adapter {use!r}")
         if bad:
             self.errors += bad
             return None

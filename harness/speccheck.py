@@ -11,6 +11,7 @@ untyped fields, lists and mappings) must be finite.
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,6 +57,29 @@ def non_finite_errors(params: BaseModel, path: KeyPath, doc: Located,
     return [SpecError(f"{value} is not a finite number (in {what})", location=doc.where(p),
                       path=format_path(p), hint="give a finite number")
             for p, value in non_finite_values(params, path)]
+
+
+def _number_type(annotation: Any) -> bool:
+    """``int``, ``float`` or an optional of one of them."""
+    if annotation in (int, float):
+        return True
+    args = typing.get_args(annotation)
+    return bool(args) and all(a in (int, float, type(None)) for a in args) and any(
+        a in (int, float) for a in args)
+
+
+def bool_as_number_errors(model: type[BaseModel], raw: dict[str, Any], path: KeyPath,
+                          doc: Located, what: str) -> list[SpecError]:
+    """``true``/``false`` given to a number param (pydantic would read them as 1 and 0)."""
+    errors: list[SpecError] = []
+    for key, value in raw.items():
+        info = model.model_fields.get(key)
+        if info is not None and isinstance(value, bool) and _number_type(info.annotation):
+            errors.append(SpecError(
+                f"{value!r} is a boolean, not a number (in {what})",
+                location=doc.where(path + (key,)), path=format_path(path + (key,)),
+                hint="write a number"))
+    return errors
 
 
 def duplicate_seeds(seeds: list[int] | None, path: KeyPath, doc: Located) -> list[SpecError]:

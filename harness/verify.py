@@ -134,6 +134,9 @@ def verify(out_dir: Path, registry: Registry, cache_dir: Path, on_cell: Any = No
                         " not re-run")
                 continue
             plan.identity = record["identity"]
+            limit = record.get("settings", {}).get("limit")  # `--limit N`: a run option,
+            if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+                plan.settings["limit"] = limit  # not in the spec: the record says it
         else:
             try:
                 plan = plan_from_record(record, registry, cache_dir)

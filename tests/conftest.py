@@ -75,3 +75,19 @@ def bigbench_dir() -> Path:
     if not BIGBENCH.is_dir():
         pytest.skip(f"real BIG-bench data not found at {BIGBENCH} (../shared is absent)")
     return BIGBENCH
+
+
+def add_test_adapters(registry: Any, *classes: type) -> None:
+    """Register test-only adapter classes in ``registry`` as a plugin named after them
+    (skipping those already there)."""
+    from harness import hookimpl
+    missing = [c for c in classes if c.__dict__.get("name") not in registry.adapters]
+    if not missing:
+        return
+
+    class TestPlugin:
+        @hookimpl
+        def harness_adapters(self) -> list[type]:
+            return missing
+
+    registry.register(TestPlugin(), "test-" + "-".join(c.name for c in missing), "tests", "0")

@@ -234,6 +234,22 @@ def test_two_workers_interrupted_and_killed_runs_give_in_process_numbers(
     check_same_files(out, ref)
     json.loads((out / "summary.json").read_text())
 
+    # 3. cells past --timeout: recorded as failed, their workers restarted, the run ends
+    from harness.plan import CellPlan
+    if "timeout_s" not in CellPlan.__dataclass_fields__:
+        return  # per-cell timeouts are not in this harness yet
+    out = tmp_path / "timeout"
+    t0 = time.monotonic()
+    res = run_harness(*run[3:], str(out), "--seeds", "0,1", "--timeout", "8",
+                      "--set", "methods.burn.pause_s=120", env=here)
+    took = time.monotonic() - t0
+    assert res.returncode == 1, res
+    records = [json.loads(p.read_text()) for p in record_files(out)]
+    assert len(records) == 2 and all(r["status"] == "failed" for r in records)
+    assert all("timed out after 8 s" in r["error"]["message"] for r in records)
+    assert took < 110, took
+    wait_for_workers(address, 2)  # both came back
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
@@ -317,8 +333,11 @@ def fake_plan(tmp_path: Path) -> Any:
 
 def payload(**record: Any) -> dict[str, Any]:
     files = {"artifacts/a.npz": b"x" * 10, "examples.jsonl": b'{"i": 1}\n'}
+    cell = {"name": "d/m/seed=0", "group": "d/m", "spec_seed": 0, "seed": 0, "axes": {}}
     return {"worker": {"host": "node7", "pid": 42, "address": "tcp://10.0.0.7:1"},
-            "record": {"status": "ok", "identity": "id-1", "metrics": {"m": 0.5},
+            "record": {"status": "ok", "identity": "id-1", "cell_id": "c-1", "cell": cell,
+                       "settings": {},
+                       "metrics": {"m": 0.5},
                        "data_fingerprint": "fp-1",
                        "provenance": {"argv": ["dask", "worker"]}, **record},
             "files": files, "files_bytes": sum(map(len, files.values()))}
@@ -354,6 +373,8 @@ def test_files_over_the_cap_unsafe_paths_and_other_data_fail_the_cell(tmp_path: 
     bad["files"]["../../escape"] = b"!"
     record, files = accept_result(plan, bad, max_bytes=1000)
     assert record["status"] == "failed" and "unsafe paths" in record["error"]["message"]
+    record, _ = accept_result(plan, payload(cell_id="other"), max_bytes=1000)
+    assert record["status"] == "failed" and "sent an invalid record" in record["error"]["message"]
     record, _ = accept_result(plan, payload(data_fingerprint="fp-2"), max_bytes=1000)
     assert record["status"] == "failed" and "loaded different data" in record["error"]["message"]
     record, _ = accept_result(plan, {"worker": {"host": "h", "pid": 1, "address": "tcp://a:1"},

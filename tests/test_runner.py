@@ -163,6 +163,7 @@ def test_crashing_adapter_is_recorded_and_the_sweep_goes_on(write_spec, tmp_path
     assert [c["status"] for c in summary["cells"]] == ["failed", "failed"]
     rec = json.loads(next((tmp_path / "o" / "cells").glob("*/record.json")).read_text())
     assert "Traceback" in rec["error"]["traceback"]
+    assert set(rec["metrics"]) == {"accuracy"}  # the metric that did not raise is kept
 
 
 def test_schema_is_valid_and_accepts_the_shipped_specs() -> None:

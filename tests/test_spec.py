@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import add_test_adapters
 
 from harness import Component, Method, Params, component_field
 from harness.cells import derive_seed, expand
@@ -145,7 +146,7 @@ def test_reference_to_top_level_component(tmp_path: Path, registry) -> None:
         class Params(Params):
             other: Component = component_field("model")
 
-    registry._add(Compare, "test", "tests", "0")
+    add_test_adapters(registry, Compare)
     try:
         text = BASE.replace("metrics:", "  cmp: {use: test/compare, other: mlp}\nmetrics:")
         spec = load_spec(write(tmp_path, text), registry)
@@ -154,6 +155,7 @@ def test_reference_to_top_level_component(tmp_path: Path, registry) -> None:
         assert other.label == "mlp"
     finally:
         del registry.adapters["test/compare"]
+        registry._pm.unregister(name="test-test/compare")
 
 
 def test_seed_derivation_is_stable() -> None:

@@ -471,3 +471,9 @@ def test_full_disk_in_the_sqlite_index_exits_1(tmp_path: Path, monkeypatch) -> N
     code, text = cli("run", _spec(tmp_path), "--out", str(tmp_path / "out"))
     assert code == 1 and "disk is full" in text and "Traceback" not in text, text
     assert list((tmp_path / "out" / "cells").glob("*/record.json"))  # the record is kept
+
+
+@pytest.mark.parametrize("old,new", [("steps: 2", "steps: true"),
+                                     ("steps: 2", "steps: 2, eval_every: true")])
+def test_booleans_are_not_numbers(tmp_path: Path, old: str, new: str) -> None:
+    bad(tmp_path, GOOD.replace(old, new), "spec.yaml:8", "is a boolean, not a number")

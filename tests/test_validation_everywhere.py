@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import add_test_adapters
 
 from harness.claims import evaluate_claims
 from harness.cli import main
@@ -133,6 +134,9 @@ def test_metric_where_and_control_cells_are_checked(tmp_path: Path, capsys) -> N
     code, out = validate(tmp_path, capsys, text)
     assert code == 2 and "spec.yaml:12" in out and "metrics[1].where.dataset" in out
     assert "did you mean 'wine'" in out
+    never = text.replace("wien", "wine") + "cells:\n  exclude: [{dataset: wine}]\n"
+    code, out = validate(tmp_path, capsys, never)
+    assert code == 2 and "metrics[1].where" in out and "never computed" in out, out
     control = BASE + """\
 expect:
   - {id: good, metric: accuracy, at_least: 0.5}
@@ -216,6 +220,10 @@ CONTRADICTIONS = [
      ["spec.yaml:12", "expect[0].min_seeds", "more than the spec's 2 seed(s)"]),
     ("lhs-is-rhs", "  - {metric: accuracy, lhs: wine, rhs: wine, ratio_at_least: 1}\n", [],
      ["spec.yaml:12", "expect[0].rhs", "compared with itself"]),
+    ("vs-itself", "  - {metric: accuracy, vs_metric: accuracy, ratio_at_least: 1}\n", [],
+     ["expect[0].vs_metric", "always 1"]),
+    ("selects-no-cell", "  - {metric: accuracy, where: {dataset: wine}, at_least: 0}\n",
+     ["--set", "cells={exclude: [{dataset: wine}]}"], ["expect[0].where", "selects no cell"]),
     ("lhs-is-rhs-by-where", "  - {metric: accuracy, where: {dataset: wine}, lhs: {model: mlp},"
      " rhs: {dataset: wine}, diff_at_least: 0}\n", [], ["expect[0].rhs", "compared with itself"]),
 ]
@@ -271,3 +279,39 @@ def test_extends_removes_an_inherited_entry_with_null(tmp_path: Path, capsys) ->
     code, out = validate(tmp_path, capsys, BASE.replace("  wine: {use: sklearn/wine}",
                                                         "  wine: null"))
     assert code == 2 and "datasets.wine" in out, out  # nothing to remove: validated as written
+
+
+def test_report_rows_and_controls_that_measure_nothing(tmp_path: Path, capsys) -> None:
+    row = "report:\n  - {metric: accuracy, lhs: wine, rhs: {dataset: wine}, as: ratio}\n"
+    code, out = validate(tmp_path, capsys, BASE + row)
+    assert code == 2 and "report[0].rhs" in out and "compared with itself" in out, out
+    control = BASE + """\
+expect:
+  - {id: wine-ok, metric: accuracy, where: {dataset: wine}, at_least: 0.5}
+controls:
+  - {name: c, set: {methods.train.steps: 1}, cells: {only: [{dataset: iris}]},
+     must_fail: [wine-ok]}
+"""
+    code, out = validate(tmp_path, capsys, control)
+    assert code == 2 and "controls[0].must_fail[0]" in out and "for want of cells" in out, out
+
+
+def test_an_undeclared_metric_is_taken_to_produce_its_adapter_name(tmp_path: Path,
+                                                                   capsys) -> None:
+    from harness import CellResult, Metric, RunContext
+    from harness.registry import get_registry
+
+    class MyScore(Metric):
+        """test-only: declares no outputs"""
+
+        name = "test/my-score"
+
+        def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+            return {"my_score": 1.0}
+
+    add_test_adapters(get_registry(), MyScore)
+    text = BASE.replace("[accuracy]", "[accuracy, test/my-score]")
+    ok = text + "expect:\n  - {metric: my_score, at_least: 0}\n"
+    assert validate(tmp_path, capsys, ok)[0] == 0
+    code, out = validate(tmp_path, capsys, text + "expect:\n  - {metric: score, at_least: 0}\n")
+    assert code == 2 and "'test/my-score' declares no outputs (taken to be 'my_score')" in out
