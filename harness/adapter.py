@@ -255,13 +255,13 @@ class Metric(Adapter):
             return list(cls.outputs), cls.dynamic_outputs
         return [default_output_name(cls.name)], cls.dynamic_outputs
 
+    def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
+        raise NotImplementedError
+
 
 def default_output_name(adapter_name: str) -> str:
     """The output name of a metric that declares none: ``pkg/macro-f1`` -> ``macro_f1``."""
     return adapter_name.rsplit("/", 1)[-1].replace("-", "_")
-
-    def compute(self, ctx: RunContext, result: CellResult) -> dict[str, float]:
-        raise NotImplementedError
 
 
 SECTION_KINDS = {"datasets": "dataset", "models": "model", "methods": "method", "metrics": "metric"}

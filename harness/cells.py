@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .adapter import Component
 from .errors import SpecError
-from .selectors import fmt, matches
+from .selectors import matches, point_value_text
 
 if TYPE_CHECKING:
     from .spec import Spec, SweepPoint
@@ -25,15 +25,6 @@ ID_MAX = 120  # a cell id is a folder name: well under the usual 255-byte limit
 # `_`, `,` or `/` (`/` -> `__`, `,` -> `_`). Any other name gets a hash suffix, so that two
 # different names never share an id (`d/m__x` and `d__m/x` would).
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9.=+-]+(?:[_,/][A-Za-z0-9.=+-]+)*\Z")
-
-
-def point_value_text(value: Any) -> str:
-    """A sweep value as it appears in a point's name: the canonical text (``0.1``), or the
-    exact float where that text would name two different values (``0.1000001``)."""
-    text = fmt(value)
-    if isinstance(value, float) and text not in ("nan", "inf", "-inf") and float(text) != value:
-        return repr(value)
-    return text
 
 
 def cell_id(name: str, point_values: list[str] | tuple[str, ...] = ()) -> str:

@@ -27,6 +27,15 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+def point_value_text(value: Any) -> str:
+    """A sweep value as it appears in a point's name: the canonical text (``0.1``), or the
+    exact float where that text would name two different values (``0.1000001``)."""
+    text = fmt(value)
+    if isinstance(value, float) and text not in ("nan", "inf", "-inf") and float(text) != value:
+        return repr(value)
+    return text
+
+
 def is_any_of(want: Any) -> bool:
     """True for the explicit "any of" form ``{in: [...]}``."""
     return isinstance(want, dict) and set(want) == {ANY_OF}

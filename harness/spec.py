@@ -18,10 +18,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from .adapter import KIND_SECTIONS, SECTION_KINDS, Component
-from .cells import point_value_text
 from .errors import HarnessError, Location, SpecError, SpecErrors
 from .registry import Registry
-from .selectors import fmt, selector_problems
+from .selectors import fmt, point_value_text, selector_problems
 from .speccheck import (
     bool_as_number_errors,
     duplicate_seeds,
