@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .commands import add_cell_filters, register
-from .errors import HarnessError
+from .errors import HarnessError, SpecWarning
 
 if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --help)
     from .registry import Registry
@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                   width=None if sys.stderr.isatty() else 200)
     from .registry import PluginWarning
     warnings.simplefilter("default", PluginWarning)
+    warnings.simplefilter("default", SpecWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"warning: {msg}\n"  # type: ignore
     try:
         from .cliargs import check_cli_args

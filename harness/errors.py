@@ -50,6 +50,10 @@ class SpecError(HarnessError):
     """An invalid spec: bad YAML, unknown key, wrong type, unknown adapter, bad override."""
 
 
+class SpecWarning(UserWarning):
+    """A problem of a spec changed on the command line (``--set``) that does not stop it."""
+
+
 class SpecErrors(SpecError):
     """Several spec errors found in one pass; all are reported at once."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import shutil
@@ -304,6 +305,8 @@ def _run_plan(plan: RunPlan, executor: Any,
         except HarnessError:
             raise
         except Exception as exc:  # an executor plugin's bug: keep what was recorded
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk, not a bug: the CLI says so and exits 1
             broken = (f"executor {getattr(executor, 'name', '?')!r} failed: "
                       f"{type(exc).__name__}: {exc}")
     # keep the index complete for cells skipped this time

@@ -28,9 +28,17 @@ if TYPE_CHECKING:
     from .specmodel import Measure
 
 
-def _error(spec: Spec, path: KeyPath, message: str, hint: str | None = None) -> SpecError:
+class CoverageError(SpecError):
+    """A claim, report row, metric ``where:`` or control that the spec's cells do not cover.
+    An error for a spec as written; a warning when the command line changed the spec
+    (``--set``), since a reduced run may leave some claims unmeasured on purpose."""
+
+
+def _error(spec: Spec, path: KeyPath, message: str, hint: str | None = None,
+           coverage: bool = False) -> SpecError:
     from .yamlfile import format_path
-    return SpecError(message, location=spec.doc.where(path), path=format_path(path), hint=hint)
+    cls = CoverageError if coverage else SpecError
+    return cls(message, location=spec.doc.where(path), path=format_path(path), hint=hint)
 
 
 def check_cell_selectors(spec: Spec, base: KeyPath = (), cells: Any = None) -> list[SpecError]:
@@ -141,7 +149,8 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
             key = "lhs" if entry.lhs is not None else "where"
             errors.append(_error(spec, (section, i, key), f"this {_WHAT[section]} selects no "
                                  "cell of the spec (after `cells:`): it can never be measured",
-                                 "check `where`/`lhs` against `cells.only`/`exclude`"))
+                                 "check `where`/`lhs` against `cells.only`/`exclude`",
+                                 coverage=True))
         picked = chosen + (_selected(cells, rhs) if entry.rhs is not None else [])
         if entry.vs_metric is not None and entry.vs_metric == entry.metric:
             errors.append(_error(spec, (section, i, "vs_metric"), "vs_metric is the same "
@@ -167,7 +176,8 @@ def check_measure_metrics(spec: Spec, cells: list[Cell]) -> list[SpecError]:
                 hint += ": its author can declare them (`outputs = (...)`, docs/" \
                         "writing-an-adapter.md)"
             errors.append(_error(spec, (section, i, key),
-                                 f"no metric of {where_text} produces {name!r}", hint))
+                                 f"no metric of {where_text} produces {name!r}", hint,
+                                 coverage=True))
         if entry.lhs is not None and entry.rhs is not None:
             errors += _same_sides(spec, section, i, lhs, rhs)
     return errors
@@ -243,7 +253,7 @@ def check_spec(spec: Spec) -> list[SpecError]:
         if where and not _selected(one_seed, where):
             errors.append(_error(spec, ("metrics", i, "where"), "this metric's `where:` "
                                  "selects no cell of the spec: it is never computed",
-                                 "check it against `cells.only`/`exclude`"))
+                                 "check it against `cells.only`/`exclude`", coverage=True))
     return errors + (check_control_cells(spec) if spec.control is None else [])
 
 
@@ -276,5 +286,6 @@ def check_control_cells(spec: Spec) -> list[SpecError]:
                     spec, ("controls", j, "must_fail", k),
                     f"control {ctl.name!r} runs no cell that claim {cid!r} selects: the "
                     "claim would fail for want of cells, not because of the control",
-                    "widen the control's `cells:` or drop the claim from its must_fail"))
+                    "widen the control's `cells:` or drop the claim from its must_fail",
+                    coverage=True))
     return errors

@@ -11,6 +11,7 @@ import copy
 import difflib
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .adapter import KIND_SECTIONS, SECTION_KINDS, Component
-from .errors import HarnessError, Location, SpecError, SpecErrors
+from .errors import HarnessError, Location, SpecError, SpecErrors, SpecWarning
 from .registry import Registry
 from .selectors import fmt, point_value_text, selector_problems
 from .speccheck import (
@@ -55,6 +56,7 @@ class Spec:
     doc: Located = field(repr=False)
     control: str | None = None  # the control's name when this spec is a control variant
     controls: dict[str, Spec] = field(default_factory=dict, repr=False)
+    changed: bool = False  # the command line overrode parts of it (``--set``)
 
     @property
     def name(self) -> str:
@@ -263,7 +265,8 @@ def load_spec(path: str | Path, registry: Registry, overrides: list[str] | None 
               seeds: list[int] | None = None) -> Spec:
     """Read, override, validate and resolve a spec file and its controls (raises
     :class:`SpecErrors` with every problem found)."""
-    return build_spec(read_document(path, overrides, seeds), registry, str(path))
+    return build_spec(read_document(path, overrides, seeds), registry, str(path),
+                      changed=bool(overrides))
 
 
 def _unique(errors: list[SpecError]) -> list[SpecError]:
@@ -271,8 +274,11 @@ def _unique(errors: list[SpecError]) -> list[SpecError]:
 
 
 def build_spec(doc: Located, registry: Registry, source: str, *,
-               control: str | None = None) -> Spec:
-    """Validate a spec document and resolve every component, once per sweep point."""
+               control: str | None = None, changed: bool = False) -> Spec:
+    """Validate a spec document and resolve every component, once per sweep point.
+
+    ``changed``: the command line overrode parts of the spec (``--set``); then claims and
+    controls its cells no longer cover are warnings (:class:`SpecWarning`), not errors."""
     errors: list[SpecError] = []
     model = validate_model(SpecModel, doc.data, (), doc, errors)
     if model is None:
@@ -296,13 +302,18 @@ def build_spec(doc: Located, registry: Registry, source: str, *,
     if errors:
         raise SpecErrors(_unique(errors))
     spec = Spec(model=model, source=source, data=doc.data, points=points, doc=doc,
-                control=control)
+                control=control, changed=changed)
     errors += _check_measures(spec)
     if control is None:
         errors += _check_controls(spec, registry)
     if not errors:
-        from .semantics import check_spec
-        errors += check_spec(spec)
+        from .semantics import CoverageError, check_spec
+        found = check_spec(spec)
+        if changed:
+            for problem in _unique([e for e in found if isinstance(e, CoverageError)]):
+                warnings.warn(SpecWarning(problem.render()), stacklevel=2)
+            found = [e for e in found if not isinstance(e, CoverageError)]
+        errors += found
     if errors:
         raise SpecErrors(_unique(errors))
     return spec
@@ -434,4 +445,4 @@ def control_spec(spec: Spec, ctl: Control, index: int, registry: Registry) -> Sp
             cells.pop("only")
         for part in ((), ("only",), ("exclude",)):
             doc.locations[("cells", *part)] = spec.doc.where(base + ("cells", *part))
-    return build_spec(doc, registry, spec.source, control=ctl.name)
+    return build_spec(doc, registry, spec.source, control=ctl.name, changed=spec.changed)

@@ -113,7 +113,7 @@ models: {{mlp: {{use: torch/mlp, hidden: [8]}}}}
 methods: {{train: {{use: torch/train-classifier, steps: 50}}}}
 metrics: [accuracy, {{use: evaluate/metric, path: {path}}}]
 """)
-    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"),
+    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"), "--trust-code",
                       env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert res.returncode == 0, res
     metrics = load_summary(tmp_path / "o")["cells"][0]["metrics"]
@@ -129,7 +129,7 @@ models: {mlp: {use: torch/mlp, hidden: [8]}}
 methods: {train: {use: torch/train-classifier, steps: 5}}
 metrics: [{use: evaluate/metric, path: accuracy}]
 """)
-    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"),
+    res = run_harness("run", str(spec), "--out", str(tmp_path / "o"), "--trust-code",
                       env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode == 2, res
     assert "not a local path and the hub is offline" in res.output
