@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +19,7 @@ from . import datacache
 from .fingerprint import SCHEME_VERSION
 from .plan import CellPlan, load_data
 from .provenance import git_state, package_versions
-from .results import ResultsDir, record_problem
+from .results import ResultsDir, atomic_write_bytes, record_problem
 
 MAX_RESULT_ENV = "HARNESS_DASK_MAX_RESULT_MB"
 DEFAULT_MAX_RESULT_MB = 64.0
@@ -146,21 +145,6 @@ def _target(cell_dir: Path, rel: str) -> Path:
     return cell_dir.joinpath(*PurePosixPath(rel).parts)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def write_cell(results: ResultsDir, plan: CellPlan, record: dict[str, Any],
                files: dict[str, bytes]) -> None:
     """Replace the cell's files by ``files`` and write its record, last."""
@@ -169,5 +153,5 @@ def write_cell(results: ResultsDir, plan: CellPlan, record: dict[str, Any],
     shutil.rmtree(cell_dir / "artifacts", ignore_errors=True)
     (cell_dir / "examples.jsonl").unlink(missing_ok=True)
     for path, data in targets:
-        _atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data)
     results.write_record(plan.cell_id, record)

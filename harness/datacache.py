@@ -16,12 +16,11 @@ without a version bump) is corrected there, and ``--force`` bypasses the disk ca
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .fingerprint import SCHEME_VERSION, config_hash, fingerprint
+from .results import atomic_write_text
 
 if TYPE_CHECKING:
     from .adapter import Component
@@ -95,12 +94,8 @@ def store_fingerprint(component: Component, seed: int, cache_dir: Path, value: s
     key = fingerprint_key(component, seed)
     if key is None:
         return
-    path = _entry(cache_dir, key)
+    entry = {"fingerprint": value, "dataset": component.use, "seed": seed}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"fingerprint": value, "dataset": component.use, "seed": seed}, f)
-        os.replace(tmp, path)
+        atomic_write_text(_entry(cache_dir, key), json.dumps(entry))
     except OSError:
         pass
