@@ -6,21 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_spec_safety import cli
+from test_spec_safety import GOOD, cli
 
-BASE = """\
-name: base
-description: SECRET-DESCRIPTION
-x-token: SECRET-X-KEY
-seeds: [0]
-datasets:
-  iris: {use: sklearn/iris}
-models:
-  mlp: {use: torch/mlp, hidden: [4]}
-methods:
-  train: {use: torch/train-classifier, steps: 2}
-metrics: [accuracy]
-"""
+BASE = GOOD + "description: SECRET-DESCRIPTION\nx-token: SECRET-X-KEY\n"
 
 # (a line added to the extended file, the text of the value at fault that may appear)
 FAULTS = [
