@@ -82,7 +82,10 @@ class RunProgress:
     def on_event(self, kind: str, info: dict[str, Any]) -> None:
         if kind == "plan":
             self.total = info["todo"]
-            restored = f" ({info['restored']} restored)" if info.get("restored") else ""
+            notes = [f"{info[k]} {label}" for k, label in
+                     (("restored", "restored"), ("adopted", "unchanged from the main run"))
+                     if info.get(k)]
+            restored = f" ({', '.join(notes)})" if notes else ""
             self.console.print(f"{self.spec_name}: {info['todo']} cell(s) to run, "
                                f"{info['done']} already done{restored} -> {self.out_dir}")
             if info.get("superseded"):

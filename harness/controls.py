@@ -37,6 +37,8 @@ def plan_controls(plan: RunPlan, cache_dir: Path, force: bool = False,
     plan.controls = {name: make_plan(spec, control_dir(plan.out_dir, name), cache_dir, force,
                                      **filters)
                      for name, spec in plan.spec.controls.items()}
+    for cplan in plan.controls.values():  # cells a control leaves unchanged are not re-run
+        cplan.adopt_from = plan.out_dir
     return plan.controls
 
 

@@ -121,6 +121,7 @@ class RunPlan:
     cells: list[CellPlan]
     control: str | None = None
     controls: dict[str, RunPlan] = field(default_factory=dict)
+    adopt_from: Path | None = None  # a results folder whose same-identity ok cells are copied
 
     @property
     def todo(self) -> list[CellPlan]:

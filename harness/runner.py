@@ -22,6 +22,7 @@ import torch
 
 from . import datacache, supersede
 from .adapter import CellResult
+from .adopt import adopt
 from .claims import claims_ok, evaluate_claims, evaluate_report
 from .context import Progress, RunContext
 from .errors import HarnessError, ResultsError
@@ -282,6 +283,8 @@ def _run_plan(plan: RunPlan, executor: Any,
     out_dir = plan.out_dir
     results = ResultsDir(out_dir)
     moved = supersede.prepare(plan)  # never overwrite a finished record of another identity
+    if plan.adopt_from is not None:  # a control: cells it leaves unchanged come from the main run
+        moved["adopted"] = adopt(plan, plan.adopt_from)
     todo, done = plan.todo, plan.done
     report = RunReport(summary={}, skipped=[p.name for p in done])
     emit = on_event or (lambda kind, info: None)

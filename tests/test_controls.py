@@ -205,3 +205,50 @@ def test_show_on_a_spec_file_and_a_closed_pipe_are_clean(tmp_path: Path) -> None
     proc = subprocess.run(f"{sys.executable} -m harness show {out} --json | head -c 10",
                           shell=True, capture_output=True, text=True, timeout=300)
     assert proc.stdout == '{\n  "spec"'[:10] and "Traceback" not in proc.stderr, proc.stderr
+
+
+ADOPT_SPEC = """\
+name: adopt
+seeds: [0, 1]
+datasets:
+  iris: {use: sklearn/iris}
+models:
+  mlp: {use: torch/mlp, hidden: [16]}
+methods:
+  train: {use: torch/train-classifier, steps: 80, optimizer: {use: torch/adam, lr: 0.02}}
+  reference: {use: torch/train-classifier, steps: 40, optimizer: {use: torch/adam, lr: 0.02}}
+metrics: [accuracy]
+expect:
+  - {id: learns, metric: accuracy, where: {method: train}, at_least: 0.8}
+controls:
+  - name: untrained
+    text: "one optimizer step: the model never learns"
+    set: {methods.train.steps: 1}
+    must_fail: [learns]
+"""
+
+
+def test_a_control_adopts_the_main_runs_unchanged_cells_instead_of_running_them(
+        tmp_path: Path) -> None:
+    spec, out = write(tmp_path, ADOPT_SPEC), tmp_path / "out"
+    res = run_harness("run", str(spec), "--out", str(out), "--controls")
+    assert res.returncode == 0, res
+    # the control changes `train` only: its 2 `reference` cells are copied, not run
+    assert "2 cell(s) to run, 2 already done (2 unchanged from the main run)" in res.stderr
+    main = {c["id"]: c for c in load_summary(out)["cells"]}
+    control = {c["id"]: c for c in load_summary(out / "controls" / "untrained")["cells"]}
+    for cid, cell in control.items():
+        record = json.loads((out / "controls" / "untrained" / "cells" / cid /
+                             "record.json").read_text())
+        if cell["axes"]["method"] == "reference":
+            assert record["adopted_from"] == str(out / "cells" / cid)
+            assert cell["identity"] == main[cid]["identity"]
+            assert cell["metrics"] == main[cid]["metrics"]
+        else:
+            assert "adopted_from" not in record
+            assert cell["identity"] != main[cid]["identity"]
+    # the main run's folder is untouched, and a re-run of both does nothing
+    assert not any("adopted_from" in json.loads(p.read_text())
+                   for p in (out / "cells").glob("*/record.json"))
+    again = run_harness("run", str(spec), "--out", str(out), "--controls")
+    assert again.returncode == 0 and again.stderr.count("0 cell(s) to run") == 2, again
