@@ -20,6 +20,10 @@ OnStep = Callable[[str, str, int, "int | None"], None]
 
 class Executor:
     name: ClassVar[str] = ""
+    # True when ``run`` writes each cell where ``plan.out_root`` says (if set) instead of
+    # ``out_dir``: true of every executor that records cells with ``execute_cell`` and
+    # ``write_failed_record``. The controls of a run then share one call (one pool).
+    many_folders: ClassVar[bool] = False
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = jobs
@@ -36,6 +40,7 @@ class InProcessExecutor(Executor):
     """
 
     name = "inprocess"
+    many_folders = True
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
         if any(plan.timeout_s is not None for plan in plans):
@@ -55,6 +60,7 @@ class PoolExecutor(Executor):
     a worker that dies or times out is replaced, and workers die with the parent."""
 
     name = "pool"
+    many_folders = True
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
         WorkerPool(self.jobs).run(plans, out_dir, on_done, on_step)
