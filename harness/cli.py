@@ -154,7 +154,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     err.print(_plugins_line(registry), highlight=False)
     from .lock import locked
     with locked(out_dir, wait=args.wait):
-        return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+        try:
+            return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+        finally:
+            close = getattr(executor, "close", None)
+            if callable(close):
+                close()
 
 
 def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters: Any,

@@ -31,6 +31,9 @@ class Executor:
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what the executor keeps between runs (workers); called once at the end."""
+
 
 class InProcessExecutor(Executor):
     """Runs cells one after another in this process (the default).
@@ -62,8 +65,15 @@ class PoolExecutor(Executor):
     name = "pool"
     many_folders = True
 
+    def __init__(self, jobs: int = 1) -> None:
+        super().__init__(jobs)
+        self.pool = WorkerPool(jobs, keep=True)  # the controls reuse the main run's workers
+
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
-        WorkerPool(self.jobs).run(plans, out_dir, on_done, on_step)
+        self.pool.run(plans, out_dir, on_done, on_step)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 BUILTIN_EXECUTORS: list[type[Executor]] = [InProcessExecutor, PoolExecutor]

@@ -285,8 +285,9 @@ def test_the_controls_share_one_executor_call_and_each_cell_lands_in_its_folder(
     cplans = plan_controls(plan, cache)
     reports = run_plans(list(cplans.values()), executor=Spy())
     assert len(Spy.calls) == 1  # untrained: 2 cells; one-step-reference: 4 cells
-    assert sorted(root for root, _ in Spy.calls[0]) == (
-        [str(out / "controls" / "one-step-reference")] * 4 + [str(out / "controls" / "untrained")] * 2)
+    roots = [str(out / "controls" / "one-step-reference")] * 4 + [
+        str(out / "controls" / "untrained")] * 2
+    assert sorted(root for root, _ in Spy.calls[0]) == roots
     for name, report in zip(cplans, reports, strict=True):
         folder = out / "controls" / name
         assert report.summary["control"] == name and not report.failed
@@ -314,3 +315,30 @@ def test_controls_through_the_pool_print_one_display(tmp_path: Path) -> None:
     assert "adopt control untrained: 2 cell(s) to run, 2 already done" in res.stderr
     assert "adopt control one-step-reference: 4 cell(s) to run, 0 already done" in res.stderr
     assert "[6/6] " in res.stderr and "untrained: iris/mlp/train/seed=" in res.stderr
+
+
+def test_the_pool_keeps_its_workers_for_the_controls(tmp_path: Path) -> None:
+    from harness.controls import plan_controls
+    from harness.executors import PoolExecutor
+    from harness.plan import make_plan
+    from harness.registry import get_registry
+    from harness.runner import run_plan, run_plans
+    from harness.spec import load_spec
+
+    spec = load_spec(write(tmp_path, TWO_CONTROLS), get_registry())
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    executor = PoolExecutor(jobs=2)
+    try:
+        plan = make_plan(spec, out, cache)
+        assert not run_plan(plan, executor=executor).failed
+        pids = sorted(w.proc.pid for w in executor.pool.idle)
+        assert len(pids) == 2
+        reports = run_plans(list(plan_controls(plan, cache).values()), executor=executor)
+        assert sorted(w.proc.pid for w in executor.pool.idle) == pids  # the same processes
+        assert all(not r.failed for r in reports)
+        for name in ("untrained", "one-step-reference"):
+            assert len(list((out / "controls" / name).glob("cells/*/record.json"))) == 4
+        assert not list(out.glob("cells/*/record.json"))[4:]  # nothing strayed into main's
+    finally:
+        executor.close()
+    assert executor.pool.idle == []
