@@ -1,0 +1,79 @@
+"""benchmarks/vs_official.py without any official checkout: the row table, the CLI, skipped
+rows (exit 0) and bad input (exit 2); the measuring of one process."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_official.py"
+
+
+@pytest.fixture(scope="module")
+def vs():
+    spec = importlib.util.spec_from_file_location("vs_official", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vs_official"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_in_order(vs):
+    assert list(vs.all_rows())[:1] == ["hnn"]
+    for row in vs.all_rows().values():
+        assert row.steps > 0 and row.what
+
+
+def test_rows_without_checkout_are_skipped(vs, capsys):
+    assert vs.main([]) == 0
+    out = capsys.readouterr().out
+    for name in vs.all_rows():
+        assert f"skipped: give --official {name}=PATH" in out
+    assert "wall h/o" in out  # the table's header is printed all the same
+
+
+def test_rows_option_selects(vs, capsys):
+    assert vs.main(["--rows", "hnn"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped: give --official") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rows", "nope"], "unknown row 'nope'"),
+    (["--official", "hnn"], "expected NAME=VALUE"),
+    (["--official", "nope=/tmp"], "unknown row 'nope'"),
+    (["--official", "hnn=/no/such/folder"], "no such path"),
+    (["--steps", "hnn=many"], "N must be an integer"),
+])
+def test_bad_input_exits_2(vs, capsys, argv, message):
+    assert vs.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_pairs_and_steps(vs, tmp_path):
+    args = vs.parse_args(["--official", f"hnn={tmp_path}", "--steps", "hnn=5",
+                          "--rows", "hnn"], vs.all_rows())
+    assert args.official == {"hnn": tmp_path.resolve()}
+    assert args.steps == {"hnn": 5} and args.rows == ["hnn"]
+
+
+def test_measure_one_process(vs, tmp_path):
+    res = vs.measure([sys.executable, "-c", "print(sum(range(10**6)))"], tmp_path, {})
+    assert res["rc"] == 0 and res["stdout"].strip() == str(sum(range(10**6)))
+    assert res["wall_s"] > 0 and res["cpu_s"] > 0 and res["peak_mb"] > 1
+    res = vs.measure([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
+    assert res["rc"] == 3
+
+
+def test_hnn_cases_are_the_same_work(vs, tmp_path):
+    cases = vs.hnn_cases(tmp_path / "checkout", tmp_path / "work", 7, 1)
+    assert [c.label for c in cases] == ["spring baseline", "spring hnn",
+                                        "pendulum baseline", "pendulum hnn"]
+    spec = (cases[1].harness.work / "spec.yaml").read_text()
+    assert "total_steps: 7" in spec and "threads: 1" in spec and "hnn/hnn" in spec
+    assert cases[1].official.argv[-4:] == ["experiment-spring", "7", "1", "hnn"]
+    assert vs.hnn_official_headline(tmp_path, "Final train loss 1e-2 +/- 1e-3\n"
+                                    "Final test loss 3.5e-02 +/- 1e-3") == {"test_loss": 0.035}
