@@ -28,180 +28,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import textwrap
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg"}
-
-
-@dataclass
-class Side:
-    """One process: ``argv`` run in ``cwd``; ``headline`` reads its number afterwards from
-    the work folder (and the captured stdout)."""
-
-    argv: list[str]
-    headline: Callable[[Path, str], dict[str, float]]
-    work: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Case:
-    label: str
-    official: Side
-    harness: Side
-
-
-@dataclass
-class Row:
-    name: str
-    what: str          # the checkout (or program) the row needs
-    steps: int         # default steps (the row says what a step is)
-    cases: Callable[[Path, Path, int, int], list[Case]]  # (checkout, work, steps, seed)
-    note: str = ""
-
-
-def measure(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 7200
-            ) -> dict[str, Any]:
-    """Run one process; its wall time, CPU time and peak RSS (it and its children)."""
-    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
-    full_env = {**os.environ, **THREAD_ENV, **env}
-    with open(out, "w") as fo, open(err, "w") as fe:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=fo, stderr=fe)
-        deadline = t0 + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.02)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return {"rc": proc.returncode, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_mb": usage.ru_maxrss / 1024, "stdout": out.read_text(),
-            "stderr": err.read_text()}
-
-
-def run_side(side: Side) -> dict[str, Any]:
-    res = measure(side.argv, side.work, side.env)
-    stdout = res.pop("stdout")
-    stderr = res.pop("stderr")
-    if res["rc"] != 0:
-        res["error"] = (stderr.strip() or stdout.strip())[-600:]
-        return res
-    try:
-        res["headline"] = side.headline(side.work, stdout)
-    except Exception as exc:  # a headline the side did not print: show what it printed
-        res["error"] = f"no headline ({type(exc).__name__}: {exc}): {stdout[-300:]}"
-    return res
-
-
-# --- the harness side: `harness run` on a spec written for the case -------------------
-
-def harness_side(work: Path, spec: dict[str, Any], metrics: dict[str, str],
-                 env: dict[str, str] | None = None) -> Side:
-    """``harness run`` of ``spec`` (written to ``work``) with a fresh cache; the headline is
-    each ``{label: metric}`` of the one cell's record."""
-    work.mkdir(parents=True, exist_ok=True)
-    spec = {"settings": {"threads": 1, "device": "cpu", "jobs": 1}, **spec}
-    (work / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-
-    def headline(folder: Path, _stdout: str) -> dict[str, float]:
-        cells = json.loads((folder / "out" / "summary.json").read_text())["cells"]
-        if len(cells) != 1 or cells[0]["status"] != "ok":
-            raise RuntimeError(f"cells: {[(c['name'], c['status'], c['error']) for c in cells]}")
-        return {label: float(cells[0]["metrics"][name]) for label, name in metrics.items()}
-
-    argv = [sys.executable, "-m", "harness", "run", str(work / "spec.yaml"), "--out",
-            str(work / "out")]
-    return Side(argv, headline, work, {"HARNESS_CACHE": str(work / "cache"), **(env or {})})
-
-
-def script_side(work: Path, name: str, source: str, args: list[str],
-                headline: Callable[[Path, str], dict[str, float]]) -> Side:
-    """A shim script (``source``) written to ``work`` and run with ``args``."""
-    work.mkdir(parents=True, exist_ok=True)
-    (work / name).write_text(textwrap.dedent(source))
-    return Side([sys.executable, str(work / name), *args], headline, work)
-
-
-def json_headline(folder: Path, _stdout: str) -> dict[str, float]:
-    """The shim wrote ``headline.json``."""
-    return {k: float(v) for k, v in json.loads((folder / "headline.json").read_text()).items()}
-
-
-# --- HNN: greydanus/hamiltonian-nn, experiment-spring and experiment-pend train.py ------
-
-HNN_SHIM = """
-    # Runs the official experiment-*/train.py `train(args)` from the checkout, one thread.
-    import contextlib, io, json, os, sys
-    import torch
-    torch.set_num_threads(1)
-    path, folder, steps, seed = sys.argv[1:5]
-    baseline = sys.argv[5] == "baseline"
-    sys.path[:0] = [os.path.join(path, folder), path]   # its data.py first, then hnn.py etc.
-    sys.argv = ["train.py", "--total_steps", steps, "--seed", seed, "--save_dir", "."]
-    sys.argv += ["--baseline"] if baseline else []
-    import train
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        train.train(train.get_args())
-    print(printed.getvalue())
-"""
-
-HNN_SYSTEMS = {"spring": ("experiment-spring", "hnn/spring"),
-               "pendulum": ("experiment-pend", "hnn/pendulum")}
-
-
-def hnn_official_headline(_folder: Path, stdout: str) -> dict[str, float]:
-    found = re.search(r"Final test loss ([0-9.eE+-]+)", stdout)
-    if not found:
-        raise RuntimeError("no 'Final test loss' line")
-    return {"test_loss": float(found.group(1))}
-
-
-def hnn_cases(checkout: Path, work: Path, steps: int, seed: int) -> list[Case]:
-    cases = []
-    for system, (folder, dataset) in HNN_SYSTEMS.items():
-        for model, adapter in (("baseline", "hnn/mlp"), ("hnn", "hnn/hnn")):
-            label = f"{system} {model}"
-            case_dir = work / label.replace(" ", "-")
-            official = script_side(case_dir / "official", "hnn_shim.py", HNN_SHIM,
-                                   [str(checkout), folder, str(steps), str(seed), model],
-                                   hnn_official_headline)
-            spec = {"name": f"vs-official-hnn-{system}-{model}", "seeds": [seed],
-                    "datasets": {system: {"use": dataset}},
-                    "models": {model: {"use": adapter}},
-                    "methods": {"train": {"use": "hnn/train", "total_steps": steps}},
-                    "metrics": ["hnn/derivative-loss"]}
-            harness = harness_side(case_dir / "harness", spec, {"test_loss": "test_loss"})
-            cases.append(Case(label, official, harness))
-    return cases
+import _official_d3g  # noqa: E402  (siblings of this script)
+import _official_hnn  # noqa: E402
+from _official_common import Row, Side, run_side  # noqa: E402
 
 
 def all_rows() -> dict[str, Row]:
-    rows = {"hnn": Row("hnn", "a greydanus/hamiltonian-nn checkout", 2000, hnn_cases,
-                       "HNN spring and pendulum training, full batch; a step is one Adam "
-                       "update (both run steps + 1)")}
-    return rows
+    """The rows, in the issue's order (``bigbench`` last)."""
+    return {
+        "hnn": Row("hnn", "a greydanus/hamiltonian-nn checkout", 2000, _official_hnn.cases,
+                   "HNN spring and pendulum training, full batch; a step is one Adam update "
+                   "(both sides run steps + 1)"),
+        "d3g": Row("d3g", "an uber-research/D3G checkout", 5000, _official_d3g.cases,
+                   "Pendulum-v1, 256-unit layers, batch 256, first 1,000 steps random, 10 "
+                   "evaluation episodes every 1,000; a step is one environment step"),
+    }
 
 
 # --- the command ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ def vs():
 
 
 def test_rows_in_order(vs):
-    assert list(vs.all_rows())[:1] == ["hnn"]
+    assert list(vs.all_rows())[:2] == ["hnn", "d3g"]
     for row in vs.all_rows().values():
         assert row.steps > 0 and row.what
 
@@ -61,19 +61,53 @@ def test_pairs_and_steps(vs, tmp_path):
 
 
 def test_measure_one_process(vs, tmp_path):
-    res = vs.measure([sys.executable, "-c", "print(sum(range(10**6)))"], tmp_path, {})
+    measure = sys.modules["_official_common"].measure
+    res = measure([sys.executable, "-c", "print(sum(range(10**6)))"], tmp_path, {})
     assert res["rc"] == 0 and res["stdout"].strip() == str(sum(range(10**6)))
     assert res["wall_s"] > 0 and res["cpu_s"] > 0 and res["peak_mb"] > 1
-    res = vs.measure([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
+    res = measure([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
     assert res["rc"] == 3
 
 
 def test_hnn_cases_are_the_same_work(vs, tmp_path):
-    cases = vs.hnn_cases(tmp_path / "checkout", tmp_path / "work", 7, 1)
+    cases = vs._official_hnn.cases(tmp_path / "checkout", tmp_path / "work", 7, 1)
     assert [c.label for c in cases] == ["spring baseline", "spring hnn",
                                         "pendulum baseline", "pendulum hnn"]
     spec = (cases[1].harness.work / "spec.yaml").read_text()
     assert "total_steps: 7" in spec and "threads: 1" in spec and "hnn/hnn" in spec
     assert cases[1].official.argv[-4:] == ["experiment-spring", "7", "1", "hnn"]
-    assert vs.hnn_official_headline(tmp_path, "Final train loss 1e-2 +/- 1e-3\n"
+    assert vs._official_hnn.official_headline(tmp_path, "Final train loss 1e-2 +/- 1e-3\n"
                                     "Final test loss 3.5e-02 +/- 1e-3") == {"test_loss": 0.035}
+
+
+def test_d3g_cases_are_the_same_work(vs, tmp_path):
+    cases = vs._official_d3g.cases(tmp_path / "checkout", tmp_path / "work", 3000, 0)
+    assert [c.label for c in cases] == ["pendulum d3g", "pendulum td3"]
+    spec = (cases[0].harness.work / "spec.yaml").read_text()
+    for text in ("steps: 3000", "start_steps: 1000", "eval_every: 1000", "hidden: 256",
+                 "batch_size: 256", "qss/d3g", "Pendulum-v1"):
+        assert text in spec
+    assert cases[0].official.argv[-6:] == [str(tmp_path / "checkout"), "D3G", "3000",
+                                           "1000", "1000", "0"]
+    assert (cases[0].official.work / "shims" / "gym" / "__init__.py").is_file()
+    stdout = "Evaluation over 10 episodes: -1200.5\n...\nEvaluation over 10 episodes: -150.25"
+    assert vs._official_d3g.official_headline(tmp_path, stdout) == {"final_return": -150.25}
+
+
+def test_gym_shim_gives_the_old_api(vs, tmp_path):
+    pytest.importorskip("gymnasium")
+    (tmp_path / "gym").mkdir()
+    (tmp_path / "gym" / "__init__.py").write_text(vs._official_d3g.GYM_SHIM)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import gym
+        env = gym.make("Pendulum-v1")
+        env.seed(3)
+        first = env.reset()
+        env.seed(3)
+        assert (env.reset() == first).all() and env._max_episode_steps == 200
+        obs, reward, done, info = env.step(env.action_space.sample())
+        assert obs.shape == (3,) and not done
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("gym", None)
