@@ -89,8 +89,8 @@ def run_side(side: Side) -> dict[str, Any]:
 
 def harness_side(work: Path, spec: dict[str, Any], metrics: dict[str, str],
                  env: dict[str, str] | None = None) -> Side:
-    """``harness run`` of ``spec`` (written to ``work``) with a fresh cache; the headline is
-    each ``{label: metric}`` of the one cell's record."""
+    """``harness run`` of ``spec`` (written to ``work``); the headline is each
+    ``{label: metric}`` of the one cell's record."""
     work.mkdir(parents=True, exist_ok=True)
     spec = {"settings": {"threads": 1, "device": "cpu", "jobs": 1}, **spec}
     (work / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -103,7 +103,16 @@ def harness_side(work: Path, spec: dict[str, Any], metrics: dict[str, str],
 
     argv = [sys.executable, "-m", "harness", "run", str(work / "spec.yaml"), "--out",
             str(work / "out")]
-    return Side(argv, headline, work, {"HARNESS_CACHE": str(work / "cache"), **(env or {})})
+    return Side(argv, headline, work, dict(env or {}))
+
+
+def warm_harness(cache: Path) -> None:
+    """Point every harness side at ``cache`` and write its plugin manifest there (untimed):
+    every ``harness`` command after the first imports only the plugins it uses."""
+    os.environ["HARNESS_CACHE"] = str(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "harness", "list"], capture_output=True,
+                   env={**os.environ, **THREAD_ENV}, check=False)
 
 
 def script_side(work: Path, name: str, source: str, args: list[str],

@@ -17,8 +17,11 @@ siblings (written to a temporary folder). A row whose checkout is not given prin
 Per row and case, each side is one process: wall time, CPU time (user + system of the
 process and its children, from ``wait4``), peak resident memory, and the headline number.
 The harness side is the real command, ``harness run`` on a spec written for the case (the
-adapter's spec with the sizes of the official run), with a fresh cache folder, so it pays
-the runner's whole cost (spec loading, data fingerprint, records, summary). Both sides run
+adapter's spec with the sizes of the official run), so it pays the runner's whole cost
+(start-up, spec loading, data fingerprint, records, summary). All harness sides share one
+fresh cache folder whose plugin manifest is written first, untimed, by ``harness list``
+(as by any first ``harness`` command): without it, the first command imports every
+installed plugin (torch, sklearn, transformers...), several seconds of CPU. Both sides run
 with ``OMP_NUM_THREADS=1`` and ``torch.set_num_threads(1)``. The ratio is harness wall /
 official wall, measured in the same run; on a loaded machine CPU time is the steadier one.
 """
@@ -37,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _official_d3g  # noqa: E402  (siblings of this script)
 import _official_hnn  # noqa: E402
-from _official_common import Row, Side, run_side  # noqa: E402
+import _official_sb  # noqa: E402
+from _official_common import Row, Side, run_side, warm_harness  # noqa: E402
 
 
 def all_rows() -> dict[str, Row]:
@@ -49,6 +53,9 @@ def all_rows() -> dict[str, Row]:
         "d3g": Row("d3g", "an uber-research/D3G checkout", 5000, _official_d3g.cases,
                    "Pendulum-v1, 256-unit layers, batch 256, first 1,000 steps random, 10 "
                    "evaluation episodes every 1,000; a step is one environment step"),
+        "sb": Row("sb", "an angelajiang/SelectiveBackprop checkout", 5, _official_sb.cases,
+                  "the selector alone on one stream of losses (10,000 examples, batches "
+                  "of 128, beta 3, one epoch primed); a step is one epoch of the stream"),
     }
 
 
@@ -110,6 +117,8 @@ def run_rows(args: argparse.Namespace, rows: dict[str, Row], work: Path
             results.append({"row": name, "skipped": f"skipped: give --official {name}=PATH "
                             f"({row.what})"})
             continue
+        if not (work / "harness-cache").exists():
+            warm_harness(work / "harness-cache")
         steps = args.steps.get(name, row.steps)
         for case in row.cases(args.official[name], work / name, steps, args.seed):
             entry: dict[str, Any] = {"row": name, "case": case.label, "steps": steps}
@@ -124,7 +133,7 @@ def run_rows(args: argparse.Namespace, rows: dict[str, Row], work: Path
 def fmt_headline(res: dict[str, Any]) -> str:
     if "error" in res:
         return "error: " + res["error"].splitlines()[-1][:200] if res["error"] else "error"
-    return ", ".join(f"{k} {v:.4g}" for k, v in res["headline"].items())
+    return ", ".join(f"{k} {v:.6g}" for k, v in res["headline"].items())
 
 
 def print_table(results: list[dict[str, Any]], rows: dict[str, Row]) -> None:

@@ -7,6 +7,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_official.py"
@@ -22,7 +23,7 @@ def vs():
 
 
 def test_rows_in_order(vs):
-    assert list(vs.all_rows())[:2] == ["hnn", "d3g"]
+    assert list(vs.all_rows())[:3] == ["hnn", "d3g", "sb"]
     for row in vs.all_rows().values():
         assert row.steps > 0 and row.what
 
@@ -111,3 +112,19 @@ def test_gym_shim_gives_the_old_api(vs, tmp_path):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("gym", None)
+
+
+@pytest.mark.slow
+def test_sb_stream_and_harness_side(vs, tmp_path):
+    """The stream both selectors read, and the harness side's script run on a short one:
+    one epoch primed (all kept), then about E[p**3] = 1/4 of the candidates kept."""
+    sb = sys.modules["_official_sb"]
+    cases = sb.cases(tmp_path / "checkout", tmp_path / "work", 2, 0)
+    stream = np.load(tmp_path / "work" / "losses.npy")
+    assert stream.shape == (2, sb.N_TRAIN) and (stream > 0).all()
+    assert stream[1].mean() < stream[0].mean()  # losses shrink epoch by epoch
+    res = sys.modules["_official_common"].run_side(cases[0].harness)
+    assert "error" not in res, res.get("error")
+    kept, prob = res["headline"]["kept"], res["headline"]["mean_keep_prob"]
+    assert 0.2 < prob < 0.3
+    assert abs(kept - sb.N_TRAIN * (1 + prob)) < 4 * (sb.N_TRAIN * prob) ** 0.5
