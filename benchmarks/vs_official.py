@@ -38,6 +38,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import _official_bigbench  # noqa: E402
 import _official_d3g  # noqa: E402  (siblings of this script)
 import _official_hnn  # noqa: E402
 import _official_sb  # noqa: E402
@@ -56,6 +57,10 @@ def all_rows() -> dict[str, Row]:
         "sb": Row("sb", "an angelajiang/SelectiveBackprop checkout", 5, _official_sb.cases,
                   "the selector alone on one stream of losses (10,000 examples, batches "
                   "of 128, beta 3, one epoch primed); a step is one epoch of the stream"),
+        "bigbench": Row("bigbench", "a Python with lm-evaluation-harness (lm_eval) installed",
+                        100, _official_bigbench.cases,
+                        "BIG-bench intent_recognition, 0 shots, SmolLM2-135M float32, "
+                        "batch 8; a step is one example; the official side is lm-eval"),
     }
 
 
