@@ -79,19 +79,28 @@ class RunProgress:
         if self.bar is not None:
             self.bar.stop()
 
-    def on_event(self, kind: str, info: dict[str, Any]) -> None:
+    def part(self, label: str, out_dir: Path, tag: str) -> Any:
+        """The event callback of one of several plans shown by this display (a control):
+        its plan line says ``label`` and its cell lines start with ``tag``."""
+        def on_event(kind: str, info: dict[str, Any]) -> None:
+            self.on_event(kind, info, label=label, out_dir=out_dir, tag=tag)
+        return on_event
+
+    def on_event(self, kind: str, info: dict[str, Any], label: str | None = None,
+                 out_dir: Path | None = None, tag: str = "") -> None:
         if kind == "plan":
-            self.total = info["todo"]
-            notes = [f"{info[k]} {label}" for k, label in
+            self.total += info["todo"]
+            notes = [f"{info[k]} {what}" for k, what in
                      (("restored", "restored"), ("adopted", "unchanged from the main run"))
                      if info.get(k)]
             restored = f" ({', '.join(notes)})" if notes else ""
-            self.console.print(f"{self.spec_name}: {info['todo']} cell(s) to run, "
-                               f"{info['done']} already done{restored} -> {self.out_dir}")
+            self.console.print(f"{label or self.spec_name}: {info['todo']} cell(s) to run, "
+                               f"{info['done']} already done{restored} -> "
+                               f"{out_dir or self.out_dir}")
             if info.get("superseded"):
                 self.console.print(f"{info['superseded']} finished cell(s) of another identity "
-                                   f"moved to {self.out_dir / 'superseded'}/ (kept, not "
-                                   "overwritten; docs/results.md)")
+                                   f"moved to {(out_dir or self.out_dir) / 'superseded'}/ "
+                                   "(kept, not overwritten; docs/results.md)")
             if self.bar is not None:
                 self.bar.update(self.cells, total=self.total)
         elif kind == "cell":
@@ -104,13 +113,13 @@ class RunProgress:
                     else f"FAILED: {rec['error']['message'].splitlines()[0]}")
             worker = rec.get("worker")
             where = f" on {worker.get('host')} pid {worker.get('pid')}" if worker else ""
-            self.console.print(f"[{self.n}/{self.total}] {info['plan'].name} {mark} "
+            self.console.print(f"[{self.n}/{self.total}] {tag}{info['plan'].name} {mark} "
                                f"({took:.1f}s, cpu {cpu:.1f}s{where})")
             if self.bar is not None:
                 self.bar.update(self.cells, completed=self.n)
         elif kind == "step" and self.bar is not None:
-            label = f"  {info['cell']}: {info['label']}"
-            self.bar.update(self.steps, description=label, completed=info["done"],
+            line = f"  {info['cell']}: {info['label']}"
+            self.bar.update(self.steps, description=line, completed=info["done"],
                             total=info["total"], visible=True)
 
 
@@ -145,7 +154,12 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     err.print(_plugins_line(registry), highlight=False)
     from .lock import locked
     with locked(out_dir, wait=args.wait):
-        return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+        try:
+            return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+        finally:
+            close = getattr(executor, "close", None)
+            if callable(close):
+                close()
 
 
 def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters: Any,
@@ -154,7 +168,7 @@ def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters
     from .plan import make_plan
     from .report import print_summary
     from .results import ResultsDir
-    from .runner import run_plan
+    from .runner import run_plan, run_plans
     from .trust import require_trust
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
@@ -166,14 +180,15 @@ def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters
     code = report.exit_code
     if args.controls:
         from .controls import control_entries, falsification, plan_controls
-        reports = {}
         cplans = plan_controls(plan, cache, args.force, **cell_filters)
         require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
                       args.spec)
-        for cname, cplan in cplans.items():
-            with RunProgress(err, f"{spec.name} control {cname}", cplan.out_dir) as progress:
-                reports[cname] = run_plan(cplan, executor=executor, on_event=progress.on_event,
-                                          hook=registry.hooks)
+        with RunProgress(err, f"{spec.name} controls", out_dir) as progress:
+            done = run_plans(list(cplans.values()), executor=executor, hook=registry.hooks,
+                             on_events=[progress.part(f"{spec.name} control {cname}",
+                                                      cplan.out_dir, f"{cname}: ")
+                                        for cname, cplan in cplans.items()])
+        reports = dict(zip(cplans, done, strict=True))
         table = falsification(summary, control_entries(plan),
                               {n: r.summary for n, r in reports.items()})
         summary["controls"] = table

@@ -20,12 +20,19 @@ OnStep = Callable[[str, str, int, "int | None"], None]
 
 class Executor:
     name: ClassVar[str] = ""
+    # True when ``run`` writes each cell where ``plan.out_root`` says (if set) instead of
+    # ``out_dir``: true of every executor that records cells with ``execute_cell`` and
+    # ``write_failed_record``. The controls of a run then share one call (one pool).
+    many_folders: ClassVar[bool] = False
 
     def __init__(self, jobs: int = 1) -> None:
         self.jobs = jobs
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the executor keeps between runs (workers); called once at the end."""
 
 
 class InProcessExecutor(Executor):
@@ -36,6 +43,7 @@ class InProcessExecutor(Executor):
     """
 
     name = "inprocess"
+    many_folders = True
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
         if any(plan.timeout_s is not None for plan in plans):
@@ -55,9 +63,17 @@ class PoolExecutor(Executor):
     a worker that dies or times out is replaced, and workers die with the parent."""
 
     name = "pool"
+    many_folders = True
+
+    def __init__(self, jobs: int = 1) -> None:
+        super().__init__(jobs)
+        self.pool = WorkerPool(jobs, keep=True)  # the controls reuse the main run's workers
 
     def run(self, plans: list[CellPlan], out_dir: str, on_done: OnDone, on_step: OnStep) -> None:
-        WorkerPool(self.jobs).run(plans, out_dir, on_done, on_step)
+        self.pool.run(plans, out_dir, on_done, on_step)
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 BUILTIN_EXECUTORS: list[type[Executor]] = [InProcessExecutor, PoolExecutor]

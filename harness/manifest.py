@@ -4,8 +4,9 @@
 descriptions, and the params models of the adapters a spec names; they need neither
 torch nor the other packages' modules. The first time a plugin (an entry point) is
 loaded, the registry writes what it provides to ``<cache>/plugin-manifest.json``; later
-processes read that and import an adapter's module only when its class is needed
-(the plugin's hooks when a run calls them).
+processes read that and import an adapter's module only when its class is needed. The
+manifest also lists the other hooks each plugin implements, so calling a hook (a run's
+``harness_run_finished``) imports only the plugins that implement it.
 
 An entry's key holds the distribution's name and version, the entry point, and a stamp
 of the plugin's source files (path, size and modification time of every ``.py`` file of
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 FILE = "plugin-manifest.json"
-SCHEMA = 1
+SCHEMA = 2  # 2: entries list the plugin's hooks
 MAX_ENTRIES = 400
 MAX_FILES = 3000  # a bigger package is stamped by its version alone
 
@@ -105,11 +106,19 @@ class Manifest:
             return list(entry["adapters"])
         return None
 
-    def put(self, key: str, adapters: list[dict[str, Any]]) -> None:
-        if self.entries.get(key, {}).get("adapters") == adapters:
+    def hooks(self, key: str) -> list[str] | None:
+        """The hooks the plugin implements besides ``harness_adapters`` (None: unknown,
+        so it is loaded before any hook is called)."""
+        hooks = self.entries.get(key, {}).get("hooks")
+        return [str(h) for h in hooks] if isinstance(hooks, list) else None
+
+    def put(self, key: str, adapters: list[dict[str, Any]], hooks: list[str] | None = None
+            ) -> None:
+        entry = {"adapters": adapters, **({"hooks": sorted(hooks)} if hooks is not None else {})}
+        if self.entries.get(key) == entry:
             return
         self.entries.pop(key, None)
-        self.entries[key] = {"adapters": adapters}
+        self.entries[key] = entry
         while len(self.entries) > MAX_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
         self.dirty = True

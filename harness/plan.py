@@ -47,6 +47,7 @@ class CellPlan:
     data_fingerprint: str = ""
     status: str = "todo"  # "todo" or "done" (an ok record with this identity exists)
     timeout_s: float | None = None  # settings.timeout_s: executors stop a cell running longer
+    out_root: str = ""  # the results folder, when one executor call serves several plans
 
     @classmethod
     def from_cell(cls, cell: Cell, spec: Spec, cache_dir: Path) -> CellPlan:

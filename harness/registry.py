@@ -71,6 +71,8 @@ class Registry:
         self.broken: dict[str, str] = {}
         self._origin: dict[str, tuple[str, str]] = {}
         self._pending: dict[str, tuple[Any, str, str]] = {}  # known from the manifest only
+        self._pending_hooks: dict[str, list[str] | None] = {}  # their other hooks (None: ?)
+        self._unread: dict[str, tuple[str, str]] = {}  # hooks registered, adapters from manifest
         self.hooks = GuardedHooks(self)
 
     @property
@@ -79,6 +81,20 @@ class Registry:
         for name in list(self._pending):
             self.load_pending(name)
         return self._pm
+
+    def pm_for(self, hook: str) -> pluggy.PluginManager:
+        """The plugin manager with every plugin loaded that may implement ``hook``."""
+        for name in list(self._pending):
+            hooks = self._pending_hooks.get(name)
+            if hooks is None or hook in hooks:
+                self.load_pending(name, hooks_only=hooks is not None)
+        return self._pm
+
+    def plugin_hooks(self, name: str) -> list[str]:
+        """The hooks a registered plugin implements, ``harness_adapters`` aside."""
+        plugin = self._pm.get_plugin(name)
+        callers = self._pm.get_hookcallers(plugin) if plugin is not None else None
+        return sorted(c.name for c in callers or [] if c.name != "harness_adapters")
 
     # -- loading -------------------------------------------------------------------
     def load_entry_points(self, strict: bool = False) -> None:
@@ -120,6 +136,7 @@ class Registry:
                                exc.hint)
                     continue
                 self._pending[ep.name] = (ep, package, version)
+                self._pending_hooks[ep.name] = cached.hooks(key) if cached is not None else None
                 continue
             if ep.name in unsafe:
                 self._skip(ep.name, f"plugin {ep.name!r} (package {package} {version}, entry "
@@ -130,23 +147,43 @@ class Registry:
                            if i.plugin == ep.name and isinstance(i, AdapterInfo)]
                 described = manifest.describe_classes(classes)
                 if described is not None:
-                    cached.put(key, described)
+                    cached.put(key, described, self.plugin_hooks(ep.name))
         if cached is not None:
             cached.save()
 
-    def load_pending(self, plugin: str, adapter: str | None = None) -> Any:
-        """Load a plugin known from the manifest; the class of ``adapter`` if named."""
+    def load_pending(self, plugin: str, adapter: str | None = None,
+                     hooks_only: bool = False) -> Any:
+        """Load a plugin known from the manifest; the class of ``adapter`` if named.
+        ``hooks_only``: import and register its hooks, leaving its adapters as the
+        manifest describes them (their modules are imported when a class is needed)."""
         if plugin in self._pending:
             ep, package, version = self._pending.pop(plugin)
+            self._pending_hooks.pop(plugin, None)
+            if hooks_only:
+                if self._load(ep, package, version, strict=False, adapters=False):
+                    self._unread[plugin] = (package, version)
+                return None
             self._load(ep, package, version, strict=False)
-            for name in [n for n, i in self.adapters.items()
-                         if i.plugin == plugin and not isinstance(i, AdapterInfo)]:
-                del self.adapters[name]  # the manifest named it, the plugin no longer has it
+            self._drop_stale(plugin)
+        elif plugin in self._unread and adapter is not None:  # its manifest row failed
+            package, version = self._unread.pop(plugin)
+            try:
+                self._read_adapters(plugin, package, version)
+            except RegistryError as exc:
+                self._skip(plugin, f"plugin {plugin!r} (package {package} {version}) was "
+                           f"skipped: {exc.message}", False, exc.hint)
+            self._drop_stale(plugin)
         if adapter is None:
             return None
         return self.get(adapter)
 
-    def _load(self, ep: Any, package: str, version: str, strict: bool) -> bool:
+    def _drop_stale(self, plugin: str) -> None:
+        for name in [n for n, i in self.adapters.items()
+                     if i.plugin == plugin and not isinstance(i, AdapterInfo)]:
+            del self.adapters[name]  # the manifest named it, the plugin no longer has it
+
+    def _load(self, ep: Any, package: str, version: str, strict: bool,
+              adapters: bool = True) -> bool:
         """Import one entry point and register it; False (and a warning) if it fails."""
         where = f"plugin {ep.name!r} (package {package} {version}, entry point {ep.value})"
         try:
@@ -158,7 +195,7 @@ class Registry:
                        f"{type(exc).__name__}: {exc}", strict)
             return False
         try:
-            self.register(plugin, ep.name, package, version)
+            self.register(plugin, ep.name, package, version, adapters=adapters)
         except RegistryError as exc:
             self._skip(ep.name, f"{where} was skipped: {exc.message}", strict, exc.hint)
             return False
@@ -171,36 +208,43 @@ class Registry:
                                 "without --strict-plugins to skip it")
         warnings.warn(msg + (f" ({hint})" if hint else ""), PluginWarning, stacklevel=4)
 
-    def register(self, plugin: Any, name: str, package: str = "?", version: str = "?") -> None:
+    def register(self, plugin: Any, name: str, package: str = "?", version: str = "?",
+                 adapters: bool = True) -> None:
         """Register one plugin and its adapters, all or nothing: a plugin whose hooks have
         a wrong signature, raise, or return anything but distinct adapter classes is
-        unregistered again and a RegistryError names it."""
+        unregistered again and a RegistryError names it. ``adapters=False`` registers its
+        hooks only (its adapters are known from the manifest; see :meth:`pm_for`)."""
         try:
             self._pm.register(plugin, name=name)
         except Exception as exc:  # pluggy's PluginValidationError: a wrong hook signature
             raise RegistryError(f"its hooks are malformed: {exc}") from None
         try:
             self._check_hook_names(name)
-            impls = [i for i in self._pm.hook.harness_adapters.get_hookimpls()
-                     if i.plugin_name == name]
-            found: list[Any] = []
-            for impl in impls:
-                try:
-                    classes: Any = impl.function() or []
-                    found.extend(classes)
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as exc:
-                    raise RegistryError(f"its harness_adapters hook raised "
-                                        f"{type(exc).__name__}: {exc}") from None
-            new: dict[str, AdapterInfo] = {}
-            for cls in found:
-                self._check(cls, name, package, version, new)
-            self.adapters.update(new)
+            if adapters:
+                self._read_adapters(name, package, version)
         except BaseException:
             self._pm.unregister(name=name)
             raise
         self._origin[name] = (package, version)
+
+    def _read_adapters(self, name: str, package: str, version: str) -> None:
+        """Call a registered plugin's ``harness_adapters`` and add what it returns."""
+        impls = [i for i in self._pm.hook.harness_adapters.get_hookimpls()
+                 if i.plugin_name == name]
+        found: list[Any] = []
+        for impl in impls:
+            try:
+                classes: Any = impl.function() or []
+                found.extend(classes)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                raise RegistryError(f"its harness_adapters hook raised "
+                                    f"{type(exc).__name__}: {exc}") from None
+        new: dict[str, AdapterInfo] = {}
+        for cls in found:
+            self._check(cls, name, package, version, new)
+        self.adapters.update(new)
 
     def _check_hook_names(self, name: str) -> None:
         plugin = self._pm.get_plugin(name)
@@ -289,7 +333,7 @@ class GuardedHooks:
         self._registry = registry
 
     def __getattr__(self, name: str) -> Callable[..., list[Any]]:
-        caller = getattr(self._registry.pm.hook, name)
+        caller = getattr(self._registry.pm_for(name).hook, name)
 
         def call(**kwargs: Any) -> list[Any]:
             out = []

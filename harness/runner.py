@@ -103,7 +103,7 @@ def new_record(plan: CellPlan) -> dict[str, Any]:
 def write_failed_record(plan: CellPlan, out_root: str, message: str,
                         seconds: float) -> dict[str, Any]:
     """Record a cell that ended outside its own process (timed out, worker died)."""
-    results = ResultsDir(Path(out_root))
+    results = ResultsDir(Path(plan.out_root or out_root))
     for tmp in results.cell_dir(plan.cell_id).glob(".*.tmp"):  # a write cut short
         tmp.unlink(missing_ok=True)
     record = new_record(plan)
@@ -121,7 +121,7 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
     Whatever the adapters raise (``SystemExit`` and other ``BaseException`` included) is
     recorded as a failed cell; only a real Ctrl-C of this process ends the run.
     """
-    results = ResultsDir(Path(out_root))
+    results = ResultsDir(Path(plan.out_root or out_root))
     if not safe_cell_id(plan.cell_id):
         raise ResultsError(f"unsafe cell id {plan.cell_id!r}: a cell id names one folder "
                            "under cells/", hint="re-derive the cell from its spec")
@@ -274,37 +274,71 @@ def run_plan(plan: RunPlan, *, executor: Any,
              hook: Any = None) -> RunReport:
     """Execute the plan's unfinished cells, then write the summary (holding the results
     folder's lock: a second writer exits 2)."""
-    with locked(plan.out_dir):
-        return _run_plan(plan, executor, on_event, hook)
+    return run_plans([plan], executor=executor, on_events=[on_event], hook=hook)[0]
 
 
-def _run_plan(plan: RunPlan, executor: Any,
-              on_event: Callable[[str, dict[str, Any]], None] | None, hook: Any) -> RunReport:
-    out_dir = plan.out_dir
-    results = ResultsDir(out_dir)
-    moved = supersede.prepare(plan)  # never overwrite a finished record of another identity
-    if plan.adopt_from is not None:  # a control: cells it leaves unchanged come from the main run
-        moved["adopted"] = adopt(plan, plan.adopt_from)
-    todo, done = plan.todo, plan.done
-    report = RunReport(summary={}, skipped=[p.name for p in done])
-    emit = on_event or (lambda kind, info: None)
-    emit("plan", {"todo": len(todo), "done": len(done), "control": plan.control, **moved})
+def run_plans(plans: list[RunPlan], *, executor: Any,
+              on_events: list[Callable[[str, dict[str, Any]], None] | None] | None = None,
+              hook: Any = None) -> list[RunReport]:
+    """Run several plans (a spec's controls), each into its own results folder, holding
+    every folder's lock. An executor that can write into several folders at once
+    (``many_folders``: the built-in ones) gets all their unfinished cells in one call,
+    so its workers stay busy and keep their data cache across the plans; any other
+    executor runs the plans one after another."""
+    events = list(on_events or [None] * len(plans))
+    if len(plans) > 1 and not getattr(executor, "many_folders", False):
+        return [run_plans([p], executor=executor, on_events=[e], hook=hook)[0]
+                for p, e in zip(plans, events, strict=True)]
+    with contextlib.ExitStack() as stack:
+        for plan in plans:
+            stack.enter_context(locked(plan.out_dir))
+        return _run_plans(plans, executor, events, hook)
+
+
+def _run_plans(plans: list[RunPlan], executor: Any,
+               on_events: list[Callable[[str, dict[str, Any]], None] | None],
+               hook: Any) -> list[RunReport]:
+    reports, emits, todo, done = [], [], [], []
+    owner: dict[tuple[str, str], int] = {}  # (results folder, cell id) -> plan index
+    for i, (plan, on_event) in enumerate(zip(plans, on_events, strict=True)):
+        moved = supersede.prepare(plan)  # never overwrite a finished record of another identity
+        if plan.adopt_from is not None:  # a control: its unchanged cells come from the main run
+            moved["adopted"] = adopt(plan, plan.adopt_from)
+        emit = on_event or (lambda kind, info: None)
+        emits.append(emit)
+        done.append(plan.done)
+        reports.append(RunReport(summary={}, skipped=[p.name for p in plan.done]))
+        emit("plan", {"todo": len(plan.todo), "done": len(plan.done), "control": plan.control,
+                      **moved})
+        for cell in plan.todo:
+            if len(plans) > 1:
+                cell.out_root = str(plan.out_dir)
+            owner[(cell.out_root or str(plan.out_dir), cell.cell_id)] = i
+            todo.append(cell)
+    default_root = str(plans[0].out_dir)
+
+    def index_of(cell: CellPlan) -> int:
+        return owner.get((cell.out_root or default_root, cell.cell_id), 0)
 
     def finished(cell: CellPlan, record: dict[str, Any]) -> None:
-        results.index([record])
-        report.ran.append(cell.name)
+        i = index_of(cell)
+        ResultsDir(plans[i].out_dir).index([record])
+        reports[i].ran.append(cell.name)
         if record["status"] != "ok":
-            report.failed.append(record)
+            reports[i].failed.append(record)
         else:
             cell.status = "done"
         call_hook(hook, "harness_cell_finished", record=record)
-        emit("cell", {"plan": cell, "record": record})
+        emits[i]("cell", {"plan": cell, "record": record})
+
+    def step(name: str, label: str, done_: int, total: int | None) -> None:
+        for emit in emits:  # a step names its cell only: each progress display shows it
+            emit("step", {"cell": name, "label": label, "done": done_, "total": total})
 
     broken: str | None = None
     with sigint_marks_interrupt():
         try:
-            executor.run(todo, str(out_dir), finished, lambda name, label, done_, total: emit(
-                "step", {"cell": name, "label": label, "done": done_, "total": total}))
+            executor.run(todo, default_root, finished, step)
         except HarnessError:
             raise
         except Exception as exc:  # an executor plugin's bug: keep what was recorded
@@ -312,16 +346,19 @@ def _run_plan(plan: RunPlan, executor: Any,
                 raise  # a full disk, not a bug: the CLI says so and exits 1
             broken = (f"executor {getattr(executor, 'name', '?')!r} failed: "
                       f"{type(exc).__name__}: {exc}")
-    # keep the index complete for cells skipped this time
-    results.index(r for r in (results.read_record(p.cell_id) for p in done) if r)
-    summary = build_summary(plan)
-    results.write_summary(summary)
+    for plan, report, skipped in zip(plans, reports, done, strict=True):
+        results = ResultsDir(plan.out_dir)
+        # keep the index complete for cells skipped this time
+        results.index(r for r in (results.read_record(p.cell_id) for p in skipped) if r)
+        report.summary = build_summary(plan)
+        results.write_summary(report.summary)
     if broken is not None:
         raise HarnessError(broken, hint="the finished cells are recorded and the summary "
                            "written; run again (e.g. with another --executor) to resume")
-    call_hook(hook, "harness_run_finished", summary=summary, out_dir=str(out_dir))
-    report.summary = summary
-    return report
+    for plan, report in zip(plans, reports, strict=True):
+        call_hook(hook, "harness_run_finished", summary=report.summary,
+                  out_dir=str(plan.out_dir))
+    return reports
 
 
 def run_spec(spec: Spec, out_dir: Path, *, executor: Any, cache_dir: Path, force: bool = False,

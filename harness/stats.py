@@ -8,7 +8,7 @@ from typing import Any
 
 def summarize(values: list[float]) -> dict[str, Any]:
     """Mean, sample std, Student-t 95% interval (None with fewer than two values), n."""
-    from scipy import stats as _st
+    from scipy.special import stdtrit  # what scipy.stats.t.ppf computes, without scipy.stats
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
     n = len(vals)
     if n == 0:
@@ -18,5 +18,5 @@ def summarize(values: list[float]) -> dict[str, Any]:
         return {"mean": mean, "std": 0.0, "ci95": None, "n": 1}
     var = sum((v - mean) ** 2 for v in vals) / (n - 1)
     std = math.sqrt(var)
-    half = float(_st.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.975)) * std / math.sqrt(n)
     return {"mean": mean, "std": std, "ci95": [mean - half, mean + half], "n": n}

@@ -9,6 +9,11 @@ time and sends back its progress steps and its record. The parent:
   killer) as failed with the exit status, and starts a fresh worker;
 - on Ctrl-C or any error, kills its workers before returning.
 
+A pool made with ``keep=True`` keeps its idle workers between ``run`` calls (until
+``close``): a run's controls then reuse the workers of the main run, with their imports
+done and their datasets loaded (a spawned worker costs seconds of CPU before its first
+cell). Each cell is sent with its results folder, so a kept worker serves any folder.
+
 Workers die with their parent: on Linux the kernel sends them SIGKILL when the parent
 dies (``PR_SET_PDEATHSIG``), and on every platform a watch thread polls the parent pid.
 Workers ignore SIGINT: a Ctrl-C on the terminal reaches the whole process group, and only
@@ -119,9 +124,28 @@ def _describe_exit(code: int | None) -> str:
 class WorkerPool:
     """Run cell plans in ``jobs`` spawned worker processes; see the module docstring."""
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, keep: bool = False) -> None:
         self.jobs = max(1, jobs)
         self.ctx = multiprocessing.get_context("spawn")
+        self.keep = keep
+        self.idle: list[_Worker] = []  # kept between runs (keep=True)
+
+    def close(self) -> None:
+        """Stop the workers kept between runs."""
+        idle, self.idle = self.idle, []
+        self._finish(idle)
+
+    def _finish(self, workers: list[_Worker]) -> None:
+        for w in workers:
+            with contextlib.suppress(Exception):
+                w.conn.send(None)
+        for w in workers:
+            if w.plan is not None:
+                self._stop(w)
+            else:
+                w.proc.join(2)
+                if w.proc.is_alive():
+                    self._stop(w)
 
     def _start(self, out_dir: str) -> _Worker:
         parent, child = self.ctx.Pipe()
@@ -143,8 +167,11 @@ class WorkerPool:
         from .runner import write_failed_record
         queue = deque(plans)
         for plan in plans:
+            plan.out_root = plan.out_root or out_dir  # a kept worker may serve another folder
             on_step(plan.name, "queued", 0, None)
-        workers: list[_Worker] = []
+        workers = [w for w in self.idle if w.proc.is_alive()]
+        self._finish([w for w in self.idle if w not in workers])
+        self.idle = []
         try:
             while queue or any(w.plan is not None for w in workers):
                 while queue and len(workers) < min(self.jobs, len(queue) + sum(
@@ -198,13 +225,7 @@ class WorkerPool:
                         workers.remove(w)
                         on_done(plan, write_failed_record(plan, out_dir, ended, took))
         finally:
-            for w in workers:
-                with contextlib.suppress(Exception):
-                    w.conn.send(None)
-            for w in workers:
-                if w.plan is not None:
-                    self._stop(w)
-                else:
-                    w.proc.join(2)
-                    if w.proc.is_alive():
-                        self._stop(w)
+            if self.keep and not any(w.plan is not None for w in workers):
+                self.idle = workers  # a clean end: keep them for the next run
+            else:
+                self._finish(workers)

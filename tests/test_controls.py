@@ -252,3 +252,93 @@ def test_a_control_adopts_the_main_runs_unchanged_cells_instead_of_running_them(
                    for p in (out / "cells").glob("*/record.json"))
     again = run_harness("run", str(spec), "--out", str(out), "--controls")
     assert again.returncode == 0 and again.stderr.count("0 cell(s) to run") == 2, again
+
+
+TWO_CONTROLS = ADOPT_SPEC + """\
+  - name: one-step-reference
+    text: "the reference trained for one step (the claim on `train` must still hold)"
+    set: {methods.reference.steps: 1, methods.train.steps: 2}
+    must_fail: [learns]
+"""
+
+
+def test_the_controls_share_one_executor_call_and_each_cell_lands_in_its_folder(
+        tmp_path: Path) -> None:
+    from harness.controls import plan_controls
+    from harness.executors import InProcessExecutor, PoolExecutor
+    from harness.plan import make_plan
+    from harness.registry import get_registry
+    from harness.runner import run_plan, run_plans
+    from harness.spec import load_spec
+
+    class Spy(InProcessExecutor):
+        calls: list[list[tuple[str, str]]] = []
+
+        def run(self, plans, out_dir, on_done, on_step):  # type: ignore[no-untyped-def]
+            self.calls.append([(p.out_root, p.cell_id) for p in plans])
+            super().run(plans, out_dir, on_done, on_step)
+
+    spec = load_spec(write(tmp_path, TWO_CONTROLS), get_registry())
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    plan = make_plan(spec, out, cache)
+    run_plan(plan, executor=InProcessExecutor())
+    cplans = plan_controls(plan, cache)
+    reports = run_plans(list(cplans.values()), executor=Spy())
+    assert len(Spy.calls) == 1  # untrained: 2 cells; one-step-reference: 4 cells
+    roots = [str(out / "controls" / "one-step-reference")] * 4 + [
+        str(out / "controls" / "untrained")] * 2
+    assert sorted(root for root, _ in Spy.calls[0]) == roots
+    for name, report in zip(cplans, reports, strict=True):
+        folder = out / "controls" / name
+        assert report.summary["control"] == name and not report.failed
+        assert len(list(folder.glob("cells/*/record.json"))) == 4
+        assert all(c["status"] == "ok" for c in load_summary(folder)["cells"])
+    assert PoolExecutor.many_folders and not getattr(object(), "many_folders", False)
+
+    class Foreign:  # a plugin executor that knows nothing of out_root: one call per plan
+        name, calls = "foreign", 0
+
+        def run(self, plans, out_dir, on_done, on_step):  # type: ignore[no-untyped-def]
+            Foreign.calls += 1
+            InProcessExecutor().run(plans, out_dir, on_done, on_step)
+
+    again = plan_controls(make_plan(spec, out, cache, force=True), cache, force=True)
+    run_plans(list(again.values()), executor=Foreign())
+    assert Foreign.calls == 2
+
+
+def test_controls_through_the_pool_print_one_display(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = run_harness("run", str(write(tmp_path, TWO_CONTROLS)), "--out", str(out),
+                      "--controls", "--jobs", "2")
+    assert res.returncode == 0, res
+    assert "adopt control untrained: 2 cell(s) to run, 2 already done" in res.stderr
+    assert "adopt control one-step-reference: 4 cell(s) to run, 0 already done" in res.stderr
+    assert "[6/6] " in res.stderr and "untrained: iris/mlp/train/seed=" in res.stderr
+
+
+def test_the_pool_keeps_its_workers_for_the_controls(tmp_path: Path) -> None:
+    from harness.controls import plan_controls
+    from harness.executors import PoolExecutor
+    from harness.plan import make_plan
+    from harness.registry import get_registry
+    from harness.runner import run_plan, run_plans
+    from harness.spec import load_spec
+
+    spec = load_spec(write(tmp_path, TWO_CONTROLS), get_registry())
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    executor = PoolExecutor(jobs=2)
+    try:
+        plan = make_plan(spec, out, cache)
+        assert not run_plan(plan, executor=executor).failed
+        pids = sorted(w.proc.pid for w in executor.pool.idle)
+        assert len(pids) == 2
+        reports = run_plans(list(plan_controls(plan, cache).values()), executor=executor)
+        assert sorted(w.proc.pid for w in executor.pool.idle) == pids  # the same processes
+        assert all(not r.failed for r in reports)
+        for name in ("untrained", "one-step-reference"):
+            assert len(list((out / "controls" / name).glob("cells/*/record.json"))) == 4
+        assert not list(out.glob("cells/*/record.json"))[4:]  # nothing strayed into main's
+    finally:
+        executor.close()
+    assert executor.pool.idle == []

@@ -77,3 +77,44 @@ def test_manifest_follows_the_plugin_source(tmp_path: Path, warm_cache: Path) ->
                     "methods:\n  count: toy/count\nmetrics: [toy/head-rate]\n")
     res = run_harness("run", str(spec), "--out", str(tmp_path / "o"), env=env)
     assert res.returncode == 0, res
+
+
+IRIS = """\
+name: iris-cached
+seeds: [0]
+datasets:
+  iris: {use: sklearn/iris}
+models:
+  mlp: {use: torch/mlp, hidden: [8]}
+methods:
+  train: {use: torch/train-classifier, steps: 5}
+metrics: [accuracy]
+"""
+
+OTHERS = ("harness_adapters.hnn.rollout", "harness_adapters.rxrx1.metrics",
+          "harness_adapters.bigbench.dataset", "harness_adapters.xlingual.icl",
+          "harness_adapters.prioritization.selection", "scipy.stats")
+
+
+def test_a_cached_rerun_imports_only_the_plugins_whose_hooks_it_calls(
+        tmp_path: Path, warm_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = tmp_path / "iris.yaml"
+    spec.write_text(IRIS)
+    argv = ["run", str(spec), "--out", str(tmp_path / "out")]
+    assert "CODE 0" in probe(argv, warm_cache)  # the first run records the cell
+    code = PROBE.replace('print("HEAVY"', 'print("OTHERS", [m for m in {others!r} if m in '
+                         'sys.modules])\nprint("HEAVY"').format(argv=argv, heavy=HEAVY,
+                                                                others=OTHERS)
+    env = {**os.environ, "HARNESS_CACHE": str(warm_cache), "PYTHONHASHSEED": "0"}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert "OTHERS []" in proc.stdout and "CODE 0" in proc.stdout, proc.stdout + proc.stderr
+    assert "0 ran, 1 reused" in proc.stderr
+    # the hnn plugin's run_finished and report hooks were registered, its adapters not read
+    from harness.registry import Registry
+    monkeypatch.setenv("HARNESS_CACHE", str(warm_cache))
+    registry = Registry()
+    registry.load_entry_points()
+    registry.hooks.harness_run_finished(summary={"adapters": []}, out_dir=str(tmp_path))
+    assert registry._pm.has_plugin("hnn") and "hnn" in registry._unread
+    assert registry.get("hnn/train").name == "hnn/train"  # still resolvable, lazily

@@ -4,6 +4,7 @@ evaluation, and the spec's claims (including that they fail when the method is b
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import harness_adapters.hnn as hnn_plugin
@@ -209,6 +210,19 @@ def test_rollout_metrics_batched_match_per_trajectory(tmp_path: Path) -> None:
         assert (c / "compare_energy.png").exists()
         assert (c / "compare_phase_portrait.png").exists()
     assert not (ctx3.work_dir / "compare_energy.png").exists()
+    # a re-run redraws nothing while the figures are newer than the rollouts, and the
+    # figure is the same in both cells; a newer rollout makes it draw again
+    stamp = {c: (c / "compare_energy.png").stat().st_mtime_ns
+             for c in (ctx.work_dir, ctx2.work_dir)}
+    assert (ctx.work_dir / "compare_energy.png").read_bytes() == (
+        ctx2.work_dir / "compare_energy.png").read_bytes()
+    from harness_adapters.hnn.plots import save_comparisons
+    assert save_comparisons(str(tmp_path)) == 2
+    assert {c: (c / "compare_energy.png").stat().st_mtime_ns for c in stamp} == stamp
+    later = max(stamp.values()) + 10**9
+    os.utime(ctx2.work_dir / "rollouts.npz", ns=(later, later))
+    assert save_comparisons(str(tmp_path)) == 2
+    assert (ctx.work_dir / "compare_energy.png").stat().st_mtime_ns > stamp[ctx.work_dir]
     sections = report_sections(str(tmp_path))  # what `harness report` adds
     assert len(sections) == 2 and sorted(s[1].count("<img") for s in sections) == [2, 2]
 

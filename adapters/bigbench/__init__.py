@@ -17,17 +17,18 @@ from typing import Any
 
 from harness import Adapter, hookimpl
 
-from .dataset import BigBenchTask
-from .evaluate import Evaluate
-from .metrics import METRICS
-from .report import section
-
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
+    # imported here, not at the top: a run that only calls this plugin's other
+    # hooks imports none of its adapter modules (harness.manifest)
+    from .dataset import BigBenchTask
+    from .evaluate import Evaluate
+    from .metrics import METRICS
     return [BigBenchTask, Evaluate, *METRICS]
 
 
 @hookimpl
 def harness_report_sections(summary: dict[str, Any], out_dir: str) -> list[tuple[str, str]]:
+    from .report import section
     return section(summary, out_dir)

@@ -15,17 +15,18 @@ from typing import Any
 
 from harness import Adapter, hookimpl
 
-from .datasets import DATASETS
-from .models import MODELS
-from .pixel_metrics import PixelRollout
-from .pixel_models import PIXEL_ADAPTERS
-from .pixels import PixelPendulum
-from .rollout import METRICS
-from .train import Train
-
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
+    # imported here, not at the top: a run that only calls this plugin's other
+    # hooks imports none of its adapter modules (harness.manifest)
+    from .datasets import DATASETS
+    from .models import MODELS
+    from .pixel_metrics import PixelRollout
+    from .pixel_models import PIXEL_ADAPTERS
+    from .pixels import PixelPendulum
+    from .rollout import METRICS
+    from .train import Train
     return [*DATASETS, *MODELS, Train, *METRICS, PixelPendulum, *PIXEL_ADAPTERS, PixelRollout]
 
 

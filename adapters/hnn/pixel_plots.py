@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from harness import RunContext  # noqa: E402
 
-from .plots import data_key  # noqa: E402
+from .plots import data_key, up_to_date  # noqa: E402
 
 
 def _rows(recs: list[dict[str, Any]], every: int, cols: int, title: str) -> Any:
@@ -83,6 +83,9 @@ def save_pixel_comparisons(out_dir: str) -> int:
     done = 0
     for members in groups.values():
         if len(members) < 2:
+            continue
+        if up_to_date([p for p, _ in members], ("compare_rollout_frames.png",)):
+            done += len(members)
             continue
         recs = sorted((r for _, r in members), key=lambda r: (r["kind"] != "baseline",
                                                               str(r["label"])))

@@ -154,19 +154,31 @@ def save_comparisons(out_dir: str, k: int = 3) -> int:
 
     Returns the number of cells that got comparison plots."""
     done = 0
+    names = ("compare_phase_portrait.png", "compare_energy.png")
     for members in _groups(out_dir).values():
         if len(members) < 2:
             continue
+        done += len(members)
+        if up_to_date([p for p, _ in members], names):  # a re-run redraws nothing
+            continue
         recs = [rec for _, rec in members]
         title = str(recs[0]["label"]).split("/")[0]
-        for path, _ in members:
-            figs = comparison_figures(recs, title, k)
-            for fig, name in zip(figs, ("compare_phase_portrait.png", "compare_energy.png"),
-                                 strict=True):
+        for fig, name in zip(comparison_figures(recs, title, k), names, strict=True):
+            for path, _ in members:  # the same figure in every cell of the group
                 fig.savefig(path.parent / name, dpi=90)
-                plt.close(fig)
-            done += 1
+            plt.close(fig)
     return done
+
+
+def up_to_date(rollouts: list[Path], names: tuple[str, ...]) -> bool:
+    """True when every cell of a group already has its comparison figures, written after
+    the newest of the group's rollouts (a cached re-run, or cells copied into a control's
+    folder with their figures)."""
+    try:
+        newest = max(p.stat().st_mtime_ns for p in rollouts)
+        return all((p.parent / n).stat().st_mtime_ns >= newest for p in rollouts for n in names)
+    except (OSError, ValueError):
+        return False
 
 
 def report_sections(out_dir: str, k: int = 3) -> list[tuple[str, str]]:

@@ -44,7 +44,6 @@ from harness import CellResult, HarnessError, Metric, Params, RunContext
 
 from .datasets import DynamicsData
 from .models import DynamicsModel
-from .plots import save_rollout_plots
 from .systems import integrate
 from .train import derivative_loss
 
@@ -151,6 +150,7 @@ class Rollout(Metric):
             record = {**paths, "e_true": e_true, "e_model": e_model,
                       "label": ctx.label or "model",
                       "kind": "baseline" if model.baseline else f"hnn:{model.field_type}"}
+            from .plots import save_rollout_plots  # matplotlib on use only
             save_rollout_plots(ctx, data, model, record, p.plot_trajectories)
         return out
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 
 def split_qp(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +167,7 @@ SYSTEMS: dict[str, type[System]] = {"spring": Spring, "pendulum": Pendulum,
 def integrate(fun: object, y0: np.ndarray, t_span: tuple[float, float], t_eval: np.ndarray,
               rtol: float, atol: float = 1e-6) -> np.ndarray:
     """scipy ``solve_ivp`` (RK45, as the official code) -> states ``(len(t_eval), dim)``."""
+    from scipy.integrate import solve_ivp  # imported on use: a cached re-run needs none
     sol = solve_ivp(fun=fun, t_span=t_span, y0=y0, t_eval=t_eval, rtol=rtol,  # type: ignore
                     atol=atol)
     if not sol.success or sol.y.shape[1] != len(t_eval):

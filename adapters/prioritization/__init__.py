@@ -12,13 +12,14 @@ from typing import Any
 
 from harness import Adapter, hookimpl
 
-from .metrics import METRICS, SelectionTrace
-from .noise import NOISE
-from .selection import SELECTION
-
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
+    # imported here, not at the top: a run that only calls this plugin's other
+    # hooks imports none of its adapter modules (harness.manifest)
+    from .metrics import METRICS, SelectionTrace
+    from .noise import NOISE
+    from .selection import SELECTION
     return [*SELECTION, *NOISE, *METRICS, SelectionTrace]
 
 

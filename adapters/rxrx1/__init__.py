@@ -17,18 +17,19 @@ from typing import Any
 
 from harness import Adapter, hookimpl
 
-from .adapt import ADAPTIVE
-from .benchmark import Benchmark
-from .images import RxRx1Images
-from .metrics import METRICS
-from .model import CellCNNModel
-from .regularize import REGULARIZERS
-from .standardize import STANDARDIZATIONS
-from .synthetic import SyntheticScreen
-
 
 @hookimpl
 def harness_adapters() -> list[type[Adapter]]:
+    # imported here, not at the top: a run that only calls this plugin's other
+    # hooks imports none of its adapter modules (harness.manifest)
+    from .adapt import ADAPTIVE
+    from .benchmark import Benchmark
+    from .images import RxRx1Images
+    from .metrics import METRICS
+    from .model import CellCNNModel
+    from .regularize import REGULARIZERS
+    from .standardize import STANDARDIZATIONS
+    from .synthetic import SyntheticScreen
     return [SyntheticScreen, RxRx1Images, CellCNNModel, Benchmark, *STANDARDIZATIONS,
             *ADAPTIVE, *REGULARIZERS, *METRICS]
 

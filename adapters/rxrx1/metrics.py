@@ -17,9 +17,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.preprocessing import StandardScaler
 
 from harness import CellResult, Metric, Params, RunContext
 from harness.errors import HarnessError
@@ -68,6 +65,9 @@ class Accuracy(Metric):
 def batch_probe(emb: np.ndarray, experiment: np.ndarray, cell_type: np.ndarray,
                 seed: int, folds: int = 3) -> float:
     """Mean over cell types of the cross-validated accuracy of predicting the experiment."""
+    from sklearn.linear_model import LogisticRegression  # imported on use: a cached re-run
+    from sklearn.model_selection import StratifiedKFold, cross_val_score  # needs none of it
+    from sklearn.preprocessing import StandardScaler
     scores = []
     for ct in np.unique(cell_type):
         rows = cell_type == ct
