@@ -3,16 +3,16 @@ adapter on the same work (same data sizes, model size, number of steps, one torc
 each in its own subprocess, in one run (issue 20).
 
     python benchmarks/vs_official.py --official hnn=PATH --official d3g=PATH \\
-        --official sb=PATH --official supsup=PATH --official bigbench=LM_EVAL_PYTHON \\
-        [--rows hnn,d3g] [--steps hnn=2000] [--seed 0] [--out results.json]
+        --official sb=PATH --official bigbench=LM_EVAL_PYTHON \\
+        [--rows hnn,d3g] [--steps hnn=2000] [--seed 0] [--work DIR] [--out results.json]
 
 ``PATH`` is a local checkout of the paper's official repository (greydanus/hamiltonian-nn,
-uber-research/D3G, angelajiang/SelectiveBackprop, RAIVNLab/supsup); for ``bigbench`` it is
-a Python with lm-evaluation-harness installed. Nothing is downloaded and nothing from those
-repositories is part of the project: the official side imports the checkout's own modules
-by path at run time, through the small shims in this script and its ``_official_*.py``
-siblings (written to a temporary folder). A row whose checkout is not given prints
-``skipped: give --official NAME=PATH`` and the script still exits 0.
+uber-research/D3G, angelajiang/SelectiveBackprop); for ``bigbench`` it is a Python with
+lm-evaluation-harness installed. (SupSup, RAIVNLab/supsup, has no row yet.) Nothing is
+downloaded and nothing from those repositories is part of the project: the official side
+imports the checkout's own modules by path at run time, through the small shims in this
+script's ``_official_*.py`` siblings (written to a temporary folder). A row whose checkout
+is not given prints ``skipped: give --official NAME=PATH`` and the script still exits 0.
 
 Per row and case, each side is one process: wall time, CPU time (user + system of the
 process and its children, from ``wait4``), peak resident memory, and the headline number.
