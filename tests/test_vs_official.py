@@ -1,0 +1,130 @@
+"""benchmarks/vs_official.py without any official checkout: the row table, the CLI, skipped
+rows (exit 0) and bad input (exit 2); the measuring of one process."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "vs_official.py"
+
+
+@pytest.fixture(scope="module")
+def vs():
+    spec = importlib.util.spec_from_file_location("vs_official", PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["vs_official"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_in_order(vs):
+    assert list(vs.all_rows()) == ["hnn", "d3g", "sb", "bigbench"]
+    for row in vs.all_rows().values():
+        assert row.steps > 0 and row.what
+
+
+def test_rows_without_checkout_are_skipped(vs, capsys):
+    assert vs.main([]) == 0
+    out = capsys.readouterr().out
+    for name in vs.all_rows():
+        assert f"skipped: give --official {name}=PATH" in out
+    assert "wall h/o" in out  # the table's header is printed all the same
+
+
+def test_rows_option_selects(vs, capsys):
+    assert vs.main(["--rows", "hnn"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("skipped: give --official") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rows", "nope"], "unknown row 'nope'"),
+    (["--official", "hnn"], "expected NAME=VALUE"),
+    (["--official", "nope=/tmp"], "unknown row 'nope'"),
+    (["--official", "hnn=/no/such/folder"], "no such path"),
+    (["--steps", "hnn=many"], "N must be an integer"),
+])
+def test_bad_input_exits_2(vs, capsys, argv, message):
+    assert vs.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_pairs_and_steps(vs, tmp_path):
+    args = vs.parse_args(["--official", f"hnn={tmp_path}", "--steps", "hnn=5",
+                          "--rows", "hnn"], vs.all_rows())
+    assert args.official == {"hnn": tmp_path.resolve()}
+    assert args.steps == {"hnn": 5} and args.rows == ["hnn"]
+
+
+def test_measure_one_process(vs, tmp_path):
+    measure = sys.modules["_official_common"].measure
+    res = measure([sys.executable, "-c", "print(sum(range(10**6)))"], tmp_path, {})
+    assert res["rc"] == 0 and res["stdout"].strip() == str(sum(range(10**6)))
+    assert res["wall_s"] > 0 and res["cpu_s"] > 0 and res["peak_mb"] > 1
+    res = measure([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, {})
+    assert res["rc"] == 3
+
+
+def test_hnn_cases_are_the_same_work(vs, tmp_path):
+    cases = vs._official_hnn.cases(tmp_path / "checkout", tmp_path / "work", 7, 1)
+    assert [c.label for c in cases] == ["spring baseline", "spring hnn",
+                                        "pendulum baseline", "pendulum hnn"]
+    spec = (cases[1].harness.work / "spec.yaml").read_text()
+    assert "total_steps: 7" in spec and "threads: 1" in spec and "hnn/hnn" in spec
+    assert cases[1].official.argv[-4:] == ["experiment-spring", "7", "1", "hnn"]
+    assert vs._official_hnn.official_headline(tmp_path, "Final train loss 1e-2 +/- 1e-3\n"
+                                    "Final test loss 3.5e-02 +/- 1e-3") == {"test_loss": 0.035}
+
+
+def test_d3g_cases_are_the_same_work(vs, tmp_path):
+    cases = vs._official_d3g.cases(tmp_path / "checkout", tmp_path / "work", 3000, 0)
+    assert [c.label for c in cases] == ["pendulum d3g", "pendulum td3"]
+    spec = (cases[0].harness.work / "spec.yaml").read_text()
+    for text in ("steps: 3000", "start_steps: 1000", "eval_every: 1000", "hidden: 256",
+                 "batch_size: 256", "qss/d3g", "Pendulum-v1"):
+        assert text in spec
+    assert cases[0].official.argv[-6:] == [str(tmp_path / "checkout"), "D3G", "3000",
+                                           "1000", "1000", "0"]
+    assert (cases[0].official.work / "shims" / "gym" / "__init__.py").is_file()
+    stdout = "Evaluation over 10 episodes: -1200.5\n...\nEvaluation over 10 episodes: -150.25"
+    assert vs._official_d3g.official_headline(tmp_path, stdout) == {"final_return": -150.25}
+
+
+def test_gym_shim_gives_the_old_api(vs, tmp_path):
+    pytest.importorskip("gymnasium")
+    (tmp_path / "gym").mkdir()
+    (tmp_path / "gym" / "__init__.py").write_text(vs._official_d3g.GYM_SHIM)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import gym
+        env = gym.make("Pendulum-v1")
+        env.seed(3)
+        first = env.reset()
+        env.seed(3)
+        assert (env.reset() == first).all() and env._max_episode_steps == 200
+        obs, reward, done, info = env.step(env.action_space.sample())
+        assert obs.shape == (3,) and not done
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("gym", None)
+
+
+@pytest.mark.slow
+def test_sb_stream_and_harness_side(vs, tmp_path):
+    """The stream both selectors read, and the harness side's script run on a short one:
+    one epoch primed (all kept), then about E[p**3] = 1/4 of the candidates kept."""
+    sb = sys.modules["_official_sb"]
+    cases = sb.cases(tmp_path / "checkout", tmp_path / "work", 2, 0)
+    stream = np.load(tmp_path / "work" / "losses.npy")
+    assert stream.shape == (2, sb.N_TRAIN) and (stream > 0).all()
+    assert stream[1].mean() < stream[0].mean()  # losses shrink epoch by epoch
+    res = sys.modules["_official_common"].run_side(cases[0].harness)
+    assert "error" not in res, res.get("error")
+    kept, prob = res["headline"]["kept"], res["headline"]["mean_keep_prob"]
+    assert 0.2 < prob < 0.3
+    assert abs(kept - sb.N_TRAIN * (1 + prob)) < 4 * (sb.N_TRAIN * prob) ** 0.5
