@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --he
     from .registry import Registry
 
 DEFAULT_OUT = Path("results")
+DIRECT_EXECUTORS = ("inprocess", "pool")  # a plan-cache hit runs no cell: no executor
 
 
 def default_cache() -> Path:
@@ -129,12 +130,24 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
             raise HarnessError(f"--timeout must be a positive number of seconds, got "
                                f"{args.timeout!r}", hint="e.g. --timeout 600")
         args.set = [*(args.set or []), f"settings.timeout_s={args.timeout!r}"]
+    from . import plancache
     from .commands import plan_inputs
     from .outdir import check_out_dir
     if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
         os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
-    spec = _load(args, registry)
+    key = plancache.plan_key(args, registry, default_cache())
+    if not args.force:  # every cell recorded: no spec to load, no adapter module imported
+        code = _run_cached(args, plancache.lookup(key, default_cache()), registry, out, err)
+        if code is not None:
+            return code
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # kept for the plan cache
+            spec = _load(args, registry)
+    finally:
+        for w in caught:  # shown as they would have been
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     out_dir, cell_filters = plan_inputs(args, spec)
     executors = registry.executors()
     jobs = args.jobs if args.jobs is not None else spec.model.settings.jobs
@@ -155,37 +168,96 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .lock import locked
     with locked(out_dir, wait=args.wait):
         try:
-            return _run_locked(args, spec, out_dir, cell_filters, executor, registry, out, err)
+            code, plans = _run_locked(args, spec, out_dir, cell_filters, executor, registry,
+                                      out, err)
         finally:
             close = getattr(executor, "close", None)
             if callable(close):
                 close()
+        known = [(w.category.__name__, str(w.message)) for w in caught]
+        if all(kind in ("SpecWarning", "PluginWarning") for kind, _ in known):
+            plancache.store(key, default_cache(), spec, plans, list(executors), known)
+    return code
+
+
+class _NoCells:
+    """The executor of a run whose every cell is recorded (a plan-cache hit)."""
+
+    name = "inprocess"
+    many_folders = True
+
+    def run(self, cells: list[Any], out_root: str, finished: Any, step: Any) -> None:
+        if cells:  # cannot happen: the hit's cells are all done
+            raise HarnessError("the plan cache found cells to run", hint="run with --force")
+
+
+def _run_cached(args: argparse.Namespace, hit: Any, registry: Registry, out: Console,
+                err: Console) -> int | None:
+    """Run from a plan-cache hit; None when the full path must run instead (an option
+    the hit cannot honour, or a record that changed before the folder was locked)."""
+    if hit is None:
+        return None
+    jobs = args.jobs if args.jobs is not None else hit.jobs
+    name = args.executor or ("dask" if args.dask_address else "pool" if jobs > 1
+                             else "inprocess")
+    if (name not in hit.executors or name not in DIRECT_EXECUTORS
+            or (hit.needs_trust and not args.trust_code)):
+        return None
+    from .lock import locked
+    from .outdir import check_out_dir
+    out_dir = hit.plan.out_dir
+    check_out_dir(out_dir)
+    with locked(out_dir, wait=args.wait):
+        if not hit.still_done():
+            return None
+        hit.replay_warnings()
+        err.print(_plugins_line(registry), highlight=False)
+        controls = hit.controls if args.controls else None
+        return _execute(args, hit.plan, lambda: controls, _NoCells(), registry, out, err)
 
 
 def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters: Any,
-                executor: Any, registry: Registry, out: Console, err: Console) -> int:
-    from .claims import claims_ok
+                executor: Any, registry: Registry, out: Console, err: Console
+                ) -> tuple[int, list[Any]]:
     from .plan import make_plan
-    from .report import print_summary
-    from .results import ResultsDir
-    from .runner import run_plan, run_plans
     from .trust import require_trust
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
     require_trust(plan.cells, args.trust_code, args.spec)
-    with RunProgress(err, spec.name, out_dir) as progress:
+    cplans: dict[str, Any] = {}
+
+    def controls() -> dict[str, Any] | None:
+        if not args.controls:
+            return None
+        from .controls import plan_controls
+        cplans.update(plan_controls(plan, cache, args.force, **cell_filters))
+        require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
+                      args.spec)
+        return cplans
+
+    code = _execute(args, plan, controls, executor, registry, out, err)
+    return code, [plan, *cplans.values()]
+
+
+def _execute(args: argparse.Namespace, plan: Any, get_controls: Any, executor: Any,
+             registry: Registry, out: Console, err: Console) -> int:
+    """Run a plan (and, after it, the plans ``get_controls`` gives), print the summary."""
+    from .claims import claims_ok
+    from .report import print_summary
+    from .results import ResultsDir
+    from .runner import run_plan, run_plans
+    spec_name, out_dir = plan.spec.name, plan.out_dir
+    with RunProgress(err, spec_name, out_dir) as progress:
         report = run_plan(plan, executor=executor, on_event=progress.on_event,
                           hook=registry.hooks)
     summary = report.summary
     code = report.exit_code
-    if args.controls:
-        from .controls import control_entries, falsification, plan_controls
-        cplans = plan_controls(plan, cache, args.force, **cell_filters)
-        require_trust([c for cp in cplans.values() for c in cp.cells], args.trust_code,
-                      args.spec)
-        with RunProgress(err, f"{spec.name} controls", out_dir) as progress:
+    cplans = get_controls()
+    if cplans is not None:
+        from .controls import control_entries, falsification
+        with RunProgress(err, f"{spec_name} controls", out_dir) as progress:
             done = run_plans(list(cplans.values()), executor=executor, hook=registry.hooks,
-                             on_events=[progress.part(f"{spec.name} control {cname}",
+                             on_events=[progress.part(f"{spec_name} control {cname}",
                                                       cplan.out_dir, f"{cname}: ")
                                         for cname, cplan in cplans.items()])
         reports = dict(zip(cplans, done, strict=True))

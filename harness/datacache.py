@@ -76,6 +76,12 @@ def _entry(cache_dir: Path, key: str) -> Path:
     return Path(cache_dir) / FINGERPRINTS_DIR / f"{key}.json"
 
 
+def fingerprint_path(component: Component, seed: int, cache_dir: Path) -> Path | None:
+    """The file that records this dataset's fingerprint, or None when it is never cached."""
+    key = fingerprint_key(component, seed)
+    return None if key is None else _entry(cache_dir, key)
+
+
 def cached_fingerprint(component: Component, seed: int, cache_dir: Path) -> str | None:
     """The fingerprint recorded on disk for this dataset and seed, if any."""
     key = fingerprint_key(component, seed)

@@ -16,9 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import datacache, supersede
 from .adapter import CellResult
@@ -31,10 +29,14 @@ from .fingerprint import SCHEME_VERSION, cell_identity
 from .lock import locked
 from .metricrun import compute_metrics, metrics_error
 from .plan import CellPlan, RunPlan, load_data, make_plan
-from .provenance import apply_determinism, provenance
 from .results import ResultsDir, atomic_write_jsonl, safe_cell_id
-from .spec import Spec
 from .stats import summarize
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+# torch (through .provenance and the cell's device) is imported when a cell executes: a
+# run whose cells are all recorded (harness.plancache) never imports it
 
 RECORD_SCHEMA = 1
 MAX_INLINE_OUTPUT = 200_000
@@ -103,6 +105,7 @@ def new_record(plan: CellPlan) -> dict[str, Any]:
 def write_failed_record(plan: CellPlan, out_root: str, message: str,
                         seconds: float) -> dict[str, Any]:
     """Record a cell that ended outside its own process (timed out, worker died)."""
+    from .provenance import provenance
     results = ResultsDir(Path(plan.out_root or out_root))
     for tmp in results.cell_dir(plan.cell_id).glob(".*.tmp"):  # a write cut short
         tmp.unlink(missing_ok=True)
@@ -121,6 +124,9 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
     Whatever the adapters raise (``SystemExit`` and other ``BaseException`` included) is
     recorded as a failed cell; only a real Ctrl-C of this process ends the run.
     """
+    import torch
+
+    from .provenance import apply_determinism, provenance
     results = ResultsDir(Path(plan.out_root or out_root))
     if not safe_cell_id(plan.cell_id):
         raise ResultsError(f"unsafe cell id {plan.cell_id!r}: a cell id names one folder "

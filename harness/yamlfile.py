@@ -27,6 +27,7 @@ class Located:
         self.data = data
         self.locations = locations
         self.source = source
+        self.files: list[str] = [source]  # this file and every file it extends
 
     def where(self, path: KeyPath) -> Location:
         """The location of ``path``, or of its nearest ancestor that has one."""
@@ -177,6 +178,7 @@ def load_with_extends(path: Path, _chain: tuple[Path, ...] = (),
                         location=doc.where(("extends",)), path="extends")
     data: Any = {}
     locations: dict[KeyPath, Location] = {}
+    files = list(doc.files)
     for i, parent in enumerate(parents):
         parent_path = (path.parent / parent)
         where = doc.where(("extends", i)) if len(parents) > 1 else doc.where(("extends",))
@@ -187,6 +189,9 @@ def load_with_extends(path: Path, _chain: tuple[Path, ...] = (),
         base = load_with_extends(parent_path, (*_chain, path), where, budget)
         data = deep_merge(data, base.data)
         locations.update(base.locations)
+        files += [f for f in base.files if f not in files]
     data = deep_merge(data, doc.data)
     locations.update({k: v for k, v in doc.locations.items() if k[:1] != ("extends",)})
-    return Located(data, locations, doc.source)
+    merged = Located(data, locations, doc.source)
+    merged.files = files
+    return merged
