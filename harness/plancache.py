@@ -204,17 +204,17 @@ def _inputs(spec: Any, plans: list[RunPlan], cache_dir: Path) -> list[list[str]]
         for cell in plan.cells:
             if cell.dataset is None:
                 continue
-            path = fingerprint_path(cell.dataset, cell.data_seed, cache_dir)
-            if path is None:
+            found = fingerprint_path(cell.dataset, cell.data_seed, cache_dir)
+            if found is None:
                 return None
-            if str(path) not in paths:
-                paths.append(str(path))
-    out = []
-    for path in paths:
-        digest = _file_sha(path)
+            if str(found) not in paths:
+                paths.append(str(found))
+    out: list[list[str]] = []
+    for name in paths:
+        digest = _file_sha(name)
         if digest is None:
             return None
-        out.append([path, digest])
+        out.append([name, digest])
     return out
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-
 # scipy.special.stdtrit(df, 0.975) for df = 1, 2, ..., 32 (scipy 1.17; tests/test_plan_cache.py
 # checks them against the installed scipy): most summaries need no scipy import at all
 T975 = (
