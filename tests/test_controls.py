@@ -342,3 +342,21 @@ def test_the_pool_keeps_its_workers_for_the_controls(tmp_path: Path) -> None:
     finally:
         executor.close()
     assert executor.pool.idle == []
+
+
+def test_controls_on_a_spec_without_claims_run_it_plainly(tmp_path: Path) -> None:
+    """A report-only spec has nothing to falsify: ``--controls`` runs it as without the
+    flag and says so; a spec with claims but no controls is an error (exit 2)."""
+    report_only = SPEC.split("expect:")[0] + 'report:\n  - {metric: accuracy, text: "acc"}\n'
+    out = tmp_path / "out"
+    res = run_harness("run", str(write(tmp_path, report_only)), "--out", str(out),
+                      "--controls")
+    assert res.returncode == 0, res
+    assert "no claims, so no controls to run" in res.stderr
+    assert "controls" not in load_summary(out)
+    assert not (out / "controls").exists()
+    claims_only = SPEC.split("controls:")[0]
+    bad = run_harness("run", str(write(tmp_path, claims_only, "c.yaml")), "--out",
+                      str(tmp_path / "o2"), "--controls")
+    assert bad.returncode == 2 and "has claims but no `controls:`" in bad.stderr
+    assert "Traceback" not in bad.stderr
