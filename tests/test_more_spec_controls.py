@@ -1,5 +1,5 @@
 """One control of each spec its paper's test file does not cover (hnn-two-body,
-supsup-scale), at reduced size through the real CLI: the spec's own control `set:`
+supsup-scale, pplm-discrim), at reduced size through the real CLI: the spec's own control `set:`
 applied, its `must_fail` claims fail (and, where it is cheap, pass for the unbroken
 method at the same size)."""
 
@@ -48,3 +48,26 @@ def test_supsup_scale_shared_scores_control_breaks_the_bitwise_claims(tmp_path: 
     assert shared.returncode == 1, shared
     assert not claims(tmp_path / "shared")["params-bitwise"]["passed"]
     assert not claims(tmp_path / "shared")["task0-bitwise"]["passed"]
+
+
+def test_pplm_discrim_flipped_gradient_control_fails_the_positive_claim(tmp_path: Path) -> None:
+    """specs/pplm-discrim.yaml's flipped-gradient control at toy size (4 prefixes, 8
+    tokens, a head on 60 sentences): the control's `set:` goes through the real CLI and
+    the claim it must break fails. At this size the head is near chance (0.55), so this
+    checks the plumbing; the full-size `--controls` run (docs/pplm.md) checks the effect."""
+    out = tmp_path / "flipped"
+    res = run_harness("run", str(SPECS / "pplm-discrim.yaml"), "--out", str(out),
+                      "--seeds", "0", "--set", "methods.discrim.gradient_sign=-1",
+                      "--set", "datasets.prompts.prefixes=[The lake, The chicken, The house, "
+                               "The food]",
+                      "--set", "methods.discrim.length=8", "--set", "methods.discrim.samples=1",
+                      "--set", "methods.discrim.num_iterations=3",
+                      "--set", "methods.discrim.head_examples=60",
+                      "--set", "methods.discrim.judge_examples=500",
+                      "--set", "methods.discrim.test_examples=40",
+                      "--set", "methods.discrim.head_epochs=5", timeout=900)
+    assert res.returncode == 1, res
+    found = claims(out)["discrim-positive"]
+    assert not found["passed"]
+    metrics = load_summary(out)["cells"][0]["metrics"]
+    assert metrics["positive_rate.s0.04"] <= metrics["positive_rate.base"]
