@@ -1,7 +1,7 @@
 """One control of each spec its paper's test file does not cover (hnn-two-body,
-supsup-scale, pplm-discrim), at reduced size through the real CLI: the spec's own control `set:`
-applied, its `must_fail` claims fail (and, where it is cheap, pass for the unbroken
-method at the same size)."""
+supsup-scale, pplm-discrim, qss-transfer), at reduced size through the real CLI: the
+spec's own control `set:` applied, its `must_fail` claims fail (and, where it is cheap,
+pass for the unbroken method at the same size)."""
 
 from __future__ import annotations
 
@@ -71,3 +71,19 @@ def test_pplm_discrim_flipped_gradient_control_fails_the_positive_claim(tmp_path
     assert not found["passed"]
     metrics = load_summary(out)["cells"][0]["metrics"]
     assert metrics["positive_rate.s0.04"] <= metrics["positive_rate.base"]
+
+
+def test_qss_transfer_with_its_controls_at_full_size(tmp_path: Path) -> None:
+    """specs/qss-transfer.yaml is tabular and small (about 20 s with its controls on 2
+    cores): run it whole. Each control fails its claim; the transfer claim passes."""
+    out = tmp_path / "transfer"
+    res = run_harness("run", str(SPECS / "qss-transfer.yaml"), "--out", str(out),
+                      "--controls", "--jobs", "2", timeout=900)
+    assert res.returncode == 0, res
+    summary = load_summary(out)
+    assert claims(out)["qss-transfer-faster"]["status"] == "PASS"
+    assert claims(out)["qsa-no-benefit"]["status"] == "XFAIL"
+    cols = {c["name"]: c["claims"] for c in summary["controls"]["controls"]}
+    assert cols["values-discarded"]["qss-transfer-faster"] == "FAIL"
+    assert cols["stale-inverse"]["qss-transfer-faster"] == "FAIL"
+    assert cols["qsa-same-task-pretraining"]["qsa-no-benefit"] == "FAIL"
