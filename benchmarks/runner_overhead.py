@@ -2,12 +2,19 @@
 (in-process executor: identity hashing, data fingerprint, records, index, summary)
 against the same adapter calls made directly, measured in the same run.
 
-    python benchmarks/runner_overhead.py [--cells 20]
+    python benchmarks/runner_overhead.py [--cells 20] [--results DIR ...]
+
+With ``--results``, the overhead measured here is also given as a share of the real cells
+recorded in each results folder (a spec's ``harness run --out DIR``, controls included):
+per folder the number of cells, their median and shortest wall time (the records'
+``timings.total_s``), and the overhead per cell over each (the target is under 2%).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +44,8 @@ metrics: [accuracy]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", type=int, default=20)
+    parser.add_argument("--results", type=Path, nargs="*", default=[],
+                        help="results folders whose recorded cells the overhead is set against")
     args = parser.parse_args()
     registry = get_registry()
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,6 +88,36 @@ def main() -> None:
     print(f"overhead per cell:    {(harness_s - direct) / n * 1e3:.1f} ms "
           f"(ratio {harness_s / direct:.2f}x)")
     print(f"re-run, all reused:   {reuse_s:.3f} s ({reuse_s / n * 1e3:.1f} ms/cell)")
+    if args.results:
+        print_shares(args.results, (harness_s - direct) / n)
+
+
+def recorded_cell_seconds(out: Path) -> list[float]:
+    """Wall seconds of every ok cell recorded under ``out`` (its controls' folders too)."""
+    seconds = []
+    for path in sorted(out.glob("**/cells/*/record.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        total = (record.get("timings") or {}).get("total_s")
+        if record.get("status") == "ok" and isinstance(total, (int, float)) and total > 0:
+            seconds.append(float(total))
+    return seconds
+
+
+def print_shares(folders: list[Path], overhead_s: float) -> None:
+    print(f"\noverhead {overhead_s * 1e3:.1f} ms/cell as a share of recorded cells (target < 2%):")
+    print(f"{'results':32} {'cells':>5} {'median s':>9} {'min s':>8} {'share@median':>13} "
+          f"{'share@min':>10}")
+    for folder in folders:
+        cells = recorded_cell_seconds(folder)
+        if not cells:
+            print(f"{str(folder.name):32} no ok cell records")
+            continue
+        median, shortest = statistics.median(cells), min(cells)
+        print(f"{folder.name:32} {len(cells):>5} {median:9.2f} {shortest:8.2f} "
+              f"{100 * overhead_s / median:12.3f}% {100 * overhead_s / shortest:9.3f}%")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,12 @@ adapter on the same work (same data sizes, model size, number of steps, one torc
 each in its own subprocess, in one run (issue 20).
 
     python benchmarks/vs_official.py --official hnn=PATH --official d3g=PATH \\
-        --official sb=PATH --official bigbench=LM_EVAL_PYTHON \\
+        --official sb=PATH --official supsup=PATH --official bigbench=LM_EVAL_PYTHON \\
         [--rows hnn,d3g] [--steps hnn=2000] [--seed 0] [--work DIR] [--out results.json]
 
 ``PATH`` is a local checkout of the paper's official repository (greydanus/hamiltonian-nn,
-uber-research/D3G, angelajiang/SelectiveBackprop); for ``bigbench`` it is a Python with
-lm-evaluation-harness installed. (SupSup, RAIVNLab/supsup, has no row yet.) Nothing is
+uber-research/D3G, angelajiang/SelectiveBackprop, RAIVNLab/supsup); for ``bigbench`` it is
+a Python with lm-evaluation-harness installed. Nothing is
 downloaded and nothing from those repositories is part of the project: the official side
 imports the checkout's own modules by path at run time, through the small shims in this
 script's ``_official_*.py`` siblings (written to a temporary folder). A row whose checkout
@@ -42,6 +42,7 @@ import _official_bigbench  # noqa: E402
 import _official_d3g  # noqa: E402  (siblings of this script)
 import _official_hnn  # noqa: E402
 import _official_sb  # noqa: E402
+import _official_supsup  # noqa: E402
 from _official_common import Row, Side, run_side, warm_harness  # noqa: E402
 
 
@@ -57,6 +58,12 @@ def all_rows() -> dict[str, Row]:
         "sb": Row("sb", "an angelajiang/SelectiveBackprop checkout", 5, _official_sb.cases,
                   "the selector alone on one stream of losses (10,000 examples, batches "
                   "of 128, beta 3, one epoch primed); a step is one epoch of the stream"),
+        "supsup": Row("supsup", "a RAIVNLab/supsup checkout", 100, _official_supsup.cases,
+                      "SupSup GNu on the harness's 10 permuted-digits tasks, 64-256-256-500 "
+                      "fixed signed-constant weights, threshold masks, RMSprop lr 1e-3, batch "
+                      "128, one-shot entropy inference on test batches of 16 (the entropy of "
+                      "their first example, or of the whole batch); a step is one "
+                      "optimizer step of one task"),
         "bigbench": Row("bigbench", "a Python with lm-evaluation-harness (lm_eval) installed",
                         100, _official_bigbench.cases,
                         "BIG-bench intent_recognition, 0 shots, SmolLM2-135M float32, "

@@ -157,7 +157,44 @@ def evaluate_claims(spec_claims: list[Claim], cells: list[dict[str, Any]],
                     values: dict[str, set[str]],
                     ids: list[str] | None = None) -> list[dict[str, Any]]:
     ids = ids or [c.id or c.derived_id() for c in spec_claims]
-    return [evaluate_claim(c, cells, values, i) for c, i in zip(spec_claims, ids, strict=True)]
+    results = [evaluate_claim(c, cells, values, i)
+               for c, i in zip(spec_claims, ids, strict=True)]
+    _apply_requires(spec_claims, results)
+    return results
+
+
+def _apply_requires(spec_claims: list[Claim], results: list[dict[str, Any]]) -> None:
+    """A claim with ``requires:`` passes only if its own bound holds and each required claim
+    passes (resolved in dependency order; the spec check rejects unknown ids and circles)."""
+    if not any(c.requires for c in spec_claims):
+        return
+    by_id = {r["id"]: r for r in results}
+    own = {r["id"]: r["passed"] for r in results}
+    done: dict[str, bool] = {}
+
+    def resolve(cid: str, seen: frozenset[str]) -> bool:
+        if cid in done:
+            return done[cid]
+        claim = next((c for c, r in zip(spec_claims, results, strict=True) if r["id"] == cid),
+                     None)
+        needs = [] if claim is None else [q for q in claim.requires if q in by_id
+                                          and q not in seen]
+        done[cid] = own[cid] and all(resolve(q, seen | {cid}) for q in needs)
+        return done[cid]
+
+    for result in results:
+        resolve(result["id"], frozenset())
+    for claim, result in zip(spec_claims, results, strict=True):
+        result["passed"] = done[result["id"]]
+        result["status"] = claim_status(result["passed"], claim.xfail)
+    for claim, result in zip(spec_claims, results, strict=True):
+        if not claim.requires:
+            continue
+        result["requires"] = {q: by_id[q]["status"] for q in claim.requires if q in by_id}
+        failed = [q for q in claim.requires if q in by_id and not by_id[q]["passed"]]
+        if own[result["id"]] and failed:
+            result["reason"] = ("its own bound holds, but it requires " + ", ".join(
+                f"{q!r} ({by_id[q]['status']})" for q in failed))
 
 
 def evaluate_report(items: list[ReportItem], cells: list[dict[str, Any]],

@@ -161,8 +161,14 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                            hint="use --executor dask, or drop --dask-address")
     executor = executors[name](jobs=jobs, **({"address": address} if address else {}))
     if args.controls and not spec.model.controls:
-        raise HarnessError(f"{args.spec}: the spec has no `controls:`",
-                           hint="add controls (docs/controls.md) or run without --controls")
+        if spec.model.expect:
+            raise HarnessError(f"{args.spec}: the spec has claims but no `controls:`",
+                               hint="add controls (docs/controls.md) or run without "
+                                    "--controls")
+        # nothing to falsify: a report-only spec runs as without --controls
+        err.print(f"{args.spec}: no claims, so no controls to run (--controls has nothing "
+                  f"to falsify)", highlight=False)
+        args.controls = False
     check_out_dir(out_dir)
     err.print(_plugins_line(registry), highlight=False)
     from .lock import locked

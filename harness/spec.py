@@ -386,6 +386,47 @@ def _check_measures(spec: Spec) -> list[SpecError]:
                 location=spec.doc.where(("expect", i, "id")), path=f"expect[{i}].id",
                 hint="give each claim a unique `id:`"))
         seen.setdefault(cid, i)
+    errors += _check_requires(spec)
+    return errors
+
+
+def _check_requires(spec: Spec) -> list[SpecError]:
+    """``requires:`` names other, known claims and never goes round in a circle."""
+    errors: list[SpecError] = []
+    ids = spec.claim_ids
+    graph = {cid: list(c.requires) for cid, c in zip(ids, spec.model.expect, strict=True)}
+    for i, (cid, claim) in enumerate(zip(ids, spec.model.expect, strict=True)):
+        for j, req in enumerate(claim.requires):
+            if req == cid or req not in ids:
+                close = difflib.get_close_matches(req, [x for x in ids if x != cid], n=1)
+                errors.append(SpecError(
+                    f"claim {cid!r} requires itself" if req == cid else
+                    f"unknown claim id {req!r}",
+                    location=spec.doc.where(("expect", i, "requires", j)),
+                    path=f"expect[{i}].requires[{j}]",
+                    hint=f"did you mean {close[0]!r}?" if close else
+                    "claim ids: " + ", ".join(ids)))
+    if errors:
+        return errors
+    state: dict[str, int] = {}
+
+    def cycle(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in graph.get(node, []):
+            if state.get(nxt) == 1:
+                return [*trail, node, nxt]
+            if state.get(nxt) is None and (found := cycle(nxt, [*trail, node])):
+                return found
+        state[node] = 2
+        return None
+
+    for i, cid in enumerate(ids):
+        if state.get(cid) is None and (loop := cycle(cid, [])):
+            errors.append(SpecError(
+                "claims require each other in a circle: " + " -> ".join(loop),
+                location=spec.doc.where(("expect", i, "requires")),
+                path=f"expect[{i}].requires", hint="drop one of the `requires:` entries"))
+            break
     return errors
 
 

@@ -156,13 +156,17 @@ class Claim(Measure):
     ``metric`` vs ``vs_metric``) with ``ratio_*`` or ``diff_*`` bounds. ``xfail: reason``
     marks a claim that, measured honestly, does not reproduce at this scale: it is
     reported XFAIL and does not fail the run; if it passes (XPASS) the run fails, so that
-    the marker gets removed.
+    the marker gets removed. ``requires: [ids]`` makes it a conjunction: it passes only when
+    its own bound holds and every claim named there passes too.
     """
 
     min_seeds: StrictInt | None = Field(None, ge=1,
                                         description="with on: each_seed, how many must pass")
     xfail: str | None = Field(None, min_length=1, description="why this claim is expected to "
                               "fail at this scale (strict: a pass fails the run)")
+    requires: list[str] = Field(default_factory=list,
+                                description="ids of claims that must pass too for this one to "
+                                            "pass: 'A, at B' (e.g. a gain at bounded cost)")
     at_least: float | None = None
     at_most: float | None = None
     above: float | None = None

@@ -342,3 +342,59 @@ def test_the_pool_keeps_its_workers_for_the_controls(tmp_path: Path) -> None:
     finally:
         executor.close()
     assert executor.pool.idle == []
+
+
+def test_controls_on_a_spec_without_claims_run_it_plainly(tmp_path: Path) -> None:
+    """A report-only spec has nothing to falsify: ``--controls`` runs it as without the
+    flag and says so; a spec with claims but no controls is an error (exit 2)."""
+    report_only = SPEC.split("expect:")[0] + 'report:\n  - {metric: accuracy, text: "acc"}\n'
+    out = tmp_path / "out"
+    res = run_harness("run", str(write(tmp_path, report_only)), "--out", str(out),
+                      "--controls")
+    assert res.returncode == 0, res
+    assert "no claims, so no controls to run" in res.stderr
+    assert "controls" not in load_summary(out)
+    assert not (out / "controls").exists()
+    claims_only = SPEC.split("controls:")[0]
+    bad = run_harness("run", str(write(tmp_path, claims_only, "c.yaml")), "--out",
+                      str(tmp_path / "o2"), "--controls")
+    assert bad.returncode == 2 and "has claims but no `controls:`" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_requires_makes_a_claim_a_conjunction() -> None:
+    cells = [{"group": "g", "axes": {"dataset": "d", "model": "m", "method": "x"},
+              "spec_seed": 0, "metrics": {"gain": 0.3, "cost": 2.0}}]
+    gain = Claim(id="gain", metric="gain", at_least=0.15, requires=["cheap"])
+    cheap = Claim(id="cheap", metric="cost", at_most=1.5)
+    both = evaluate_claims([gain, cheap], cells, {})
+    assert [c["status"] for c in both] == ["FAIL", "FAIL"]
+    assert both[0]["requires"] == {"cheap": "FAIL"}
+    assert "its own bound holds, but it requires 'cheap' (FAIL)" == both[0]["reason"]
+    cells[0]["metrics"]["cost"] = 1.0
+    assert [c["status"] for c in evaluate_claims([gain, cheap], cells, {})] == ["PASS", "PASS"]
+    chained = Claim(id="top", metric="gain", at_least=0.0, requires=["gain"])
+    cells[0]["metrics"]["cost"] = 9.0
+    out = evaluate_claims([chained, gain, cheap], cells, {})
+    assert [c["status"] for c in out] == ["FAIL", "FAIL", "FAIL"]  # through the chain
+
+
+@pytest.mark.parametrize("requires, message", [
+    ("[lerns]", "unknown claim id 'lerns'"),
+    ("[learns]", "claim 'learns' requires itself"),
+])
+def test_bad_requires_are_located_errors(tmp_path: Path, requires: str, message: str) -> None:
+    text = SPEC.replace("  - {id: learns, metric: accuracy, at_least: 0.8}\n",
+                        f"  - {{id: learns, metric: accuracy, at_least: 0.8, "
+                        f"requires: {requires}}}\n")
+    res = run_harness("validate", str(write(tmp_path, text)))
+    assert res.returncode == 2 and message in res.stderr, res
+    assert "spec.yaml:" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_claims_requiring_each_other_in_a_circle_are_an_error(tmp_path: Path) -> None:
+    text = SPEC.replace("  - {id: learns, metric: accuracy, at_least: 0.8}\n",
+                        "  - {id: learns, metric: accuracy, at_least: 0.8, requires: [other]}\n"
+                        "  - {id: other, metric: accuracy, at_least: 0.1, requires: [learns]}\n")
+    res = run_harness("validate", str(write(tmp_path, text)))
+    assert res.returncode == 2 and "in a circle: learns -> other -> learns" in res.stderr, res

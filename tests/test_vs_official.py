@@ -23,7 +23,7 @@ def vs():
 
 
 def test_rows_in_order(vs):
-    assert list(vs.all_rows()) == ["hnn", "d3g", "sb", "bigbench"]
+    assert list(vs.all_rows()) == ["hnn", "d3g", "sb", "supsup", "bigbench"]
     for row in vs.all_rows().values():
         assert row.steps > 0 and row.what
 
@@ -93,6 +93,117 @@ def test_d3g_cases_are_the_same_work(vs, tmp_path):
     assert (cases[0].official.work / "shims" / "gym" / "__init__.py").is_file()
     stdout = "Evaluation over 10 episodes: -1200.5\n...\nEvaluation over 10 episodes: -150.25"
     assert vs._official_d3g.official_headline(tmp_path, stdout) == {"final_return": -150.25}
+
+
+def test_supsup_cases_are_the_same_work(vs, tmp_path):
+    """Both sides of each case: the same sizes and settings, and the official side's tasks
+    file holds exactly the data the harness runner loads for the harness side's cell."""
+    import json
+
+    import torch
+
+    from harness.cells import expand
+    from harness.plan import CellPlan, load_data
+    from harness.registry import get_registry
+    from harness.spec import load_spec
+    ss = sys.modules["_official_supsup"]
+    cases = ss.cases(tmp_path / "checkout", tmp_path / "work", 7, 3)
+    assert [c.label for c in cases] == ["one-shot, 1 example", "one-shot, batch of 16"]
+    for case, examples in zip(cases, (1, 16), strict=True):
+        work = json.loads(case.official.argv[-1])
+        assert work == {"tasks": 10, "hidden": [256, 256], "outputs": 500, "lr": 1e-3,
+                        "steps": 7, "batch_size": 128, "infer_batch": 16,
+                        "objective_examples": examples, "seed": 3}
+        assert case.official.argv[-3:-1] == [str(tmp_path / "checkout"),
+                                             str(tmp_path / "work" / "tasks.npz")]
+        spec = (case.harness.work / "spec.yaml").read_text()
+        for text in ("steps: 7", "batch_size: 128", "infer_batch: 16", "outputs: 500",
+                     "mask: threshold", "tasks: 10", "lr: 0.001", "threads: 1",
+                     f"objective_examples: {examples}", "- oneshot/entropy"):
+            assert text in spec, text
+    spec = load_spec(cases[0].harness.work / "spec.yaml", get_registry())
+    (cell,) = expand(spec)
+    data, _ = load_data(CellPlan.from_cell(cell, spec, tmp_path / "cache"))
+    tasks = np.load(tmp_path / "work" / "tasks.npz")
+    for name in ("x_train", "y_train", "x_test", "y_test", "perms"):
+        assert torch.equal(torch.from_numpy(tasks[name]), getattr(data, name)), name
+    assert tasks["perms"].shape == (10, 64) and len(tasks["x_test"]) == 450
+
+
+def test_supsup_official_headline(vs, tmp_path):
+    ss = sys.modules["_official_supsup"]
+    (tmp_path / "headline.json").write_text(
+        '{"gg_acc": 0.9, "gn_acc": 0.8, "task_inference": 0.75, "batches": 290}')
+    assert ss.official_headline(tmp_path, "") == {"gg_acc": 0.9, "gn_acc": 0.8,
+                                                  "task_inference": 0.75}
+    assert set(ss.HEADLINE) == {"gg_acc", "gn_acc", "task_inference"}
+
+
+FAKE_SUPSUP = {
+    "args.py": "from types import SimpleNamespace\nargs = SimpleNamespace()\n",
+    "data.py": "",
+    "models/__init__.py": "",
+    "models/builder.py": """
+from torch import nn
+class Builder:
+    def conv1x1(self, n_in, n_out, first_layer=False, last_layer=False):
+        return nn.Conv2d(n_in, n_out, 1, bias=False)
+""",
+    # main(): the official task loop's outputs, 3 test batches a task, the first one wrong
+    "main.py": """
+import json, os
+from args import args
+import data, models
+def main():
+    loader = getattr(data, args.set)()
+    loader.update_task(1)
+    x, y = next(iter(loader.train_loader))
+    out = models.__dict__[args.model]()(x)
+    json.dump({"args": {k: v for k, v in vars(args).items() if k != "device"},
+               "batch": list(x.shape), "out": list(out.shape)}, open("seen.json", "w"))
+    os.makedirs(args.log_dir)
+    with open(os.path.join(args.log_dir, "results.csv"), "w") as f:
+        f.write("Date Finished,Name,Current Val,Best Val,Save Directory\\n")
+        for i in range(args.num_tasks):
+            f.write(f"now, supsup~task={i}, {0.9 + i / 100:.4f}, 0.99, here\\n")
+    for i in range(args.num_tasks):
+        print(f"Testing {i}: {args.set} ({i})")
+        for b in range(3):
+            print(f"tensor([[[[{i if b else (i + 1) % args.num_tasks}]]]])")
+    return [0.5] * args.num_tasks
+""",
+}
+
+
+@pytest.mark.slow
+def test_supsup_official_shim_on_a_fake_checkout(vs, tmp_path):
+    """The official side's shim, run on a stand-in for the checkout (its args, data,
+    models/builder and main modules): the settings it gives main(), the tasks and model
+    it plugs in, and the headline it reads from main's printed tasks and results.csv."""
+    import json
+    for name, text in FAKE_SUPSUP.items():
+        (tmp_path / "checkout" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "checkout" / name).write_text(text)
+    ss = sys.modules["_official_supsup"]
+    case = ss.cases(tmp_path / "checkout", tmp_path / "work", 25, 0)[0]
+    res = sys.modules["_official_common"].run_side(case.official)
+    assert "error" not in res, res.get("error")
+    assert res["headline"] == pytest.approx({"gg_acc": 0.945, "gn_acc": 0.5,
+                                             "task_inference": 2 / 3})
+    seen = json.loads((case.official.work / "seen.json").read_text())
+    assert seen["batch"] == [128, 64] and seen["out"] == [128, 500]
+    args = seen["args"]
+    assert {k: args[k] for k in ("set", "model", "conv_type", "conv_init", "num_tasks",
+                                 "output_size", "adaptor", "optimizer", "lr", "iter_lim",
+                                 "epochs", "batch_size", "test_batch_size",
+                                 "data_to_repeat", "unshared_labels", "no_scheduler",
+                                 "eval_ckpts", "seed")} == {
+        "set": "DigitsPerm", "model": "FC", "conv_type": "FastMultitaskMaskConv",
+        "conv_init": "signed_constant", "num_tasks": 10, "output_size": 500,
+        "adaptor": "se_oneshot_entropy_minimization", "optimizer": "rmsprop", "lr": 1e-3,
+        "iter_lim": 25, "epochs": 3, "batch_size": 128, "test_batch_size": 16,
+        "data_to_repeat": 1, "unshared_labels": True, "no_scheduler": True,
+        "eval_ckpts": [], "seed": 0}  # 1,347 training examples: 11 batches an epoch
 
 
 def test_gym_shim_gives_the_old_api(vs, tmp_path):

@@ -287,3 +287,23 @@ def test_report_table_and_plot() -> None:
     assert "[0.30, 0.60]" in html and "positive 30" in html and html.count("<tr>") == 5
     assert report.plot(table, "direct_cal").startswith('<img src="data:image/png;base64,')
     assert report.section({"adapters": []}, "/nonexistent") == []
+
+
+def test_a_small_query_subset_keeps_every_label_in_proportion() -> None:
+    """Stratified: 16 of 100 items with 60/30/10 labels -> each label within one of its
+    share (9.6 / 4.8 / 1.6; largest remainders) and at least once; a plain draw
+    (``stratify=False``) misses the rare label for some seeds."""
+    gold = ["positive"] * 60 + ["ambivalent"] * 30 + ["negative"] * 10
+    langs = {lang: [Item(str(i), f"{lang}-{i}", g) for i, g in enumerate(gold)]
+             for lang in ("en", "de")}
+    for seed in range(20):
+        c = select_queries(Corpus("toy", list(LABELS), dict(langs), "en"), 16, seed, True)
+        got = [gold[int(i)] for i in c.info["query_ids"]]
+        assert len(got) == len(set(c.info["query_ids"])) == 16
+        for label, share in (("positive", 9.6), ("ambivalent", 4.8), ("negative", 1.6)):
+            assert 1 <= got.count(label) and abs(got.count(label) - share) < 1, (seed, label)
+    tiny = select_queries(Corpus("toy", list(LABELS), dict(langs), "en"), 2, 0, True)
+    assert len(tiny.info["query_ids"]) == 2  # fewer queries than labels: the largest shares
+    plain = [select_queries(Corpus("toy", list(LABELS), dict(langs), "en"), 16, s, False)
+             .info["query_ids"] for s in range(20)]
+    assert any(all(gold[int(i)] != "negative" for i in ids) for ids in plain)

@@ -3,7 +3,9 @@
 Each loads a parallel :class:`~.corpus.Corpus`, truncates texts to the word budget
 (``max_words``; ``max_chars`` for ja/zh), and picks the query ids: ``max_queries`` ids of
 the source language drawn with ``query_seed`` (independent of the run's seeds, so every
-seed and method sees the same queries; only the demonstrations vary with the seed).
+seed and method sees the same queries; only the demonstrations vary with the seed),
+stratified by label by default so that a small subset keeps every label (multiemo's
+negative reviews are 10%: a plain draw of 16 has none 18% of the time).
 """
 
 from __future__ import annotations
@@ -30,15 +32,50 @@ class _Common(Params):
     max_queries: int | None = Field(None, ge=1, description="queries per language (None: "
                                     "all)")
     query_seed: int = Field(0, description="seed of the query subset")
+    stratify: bool = Field(True, description="draw the query subset per label, in "
+                           "proportion, every label at least once (False: a plain draw, "
+                           "which can miss a rare label)")
 
 
-def select_queries(c: Corpus, max_queries: int | None, seed: int) -> Corpus:
-    ids = [i.id for i in c.languages[c.source]]
+def _stratified(labels: list[str], k: int, rng: np.random.Generator) -> list[int]:
+    """``k`` positions of ``labels``: per label in proportion to its count (largest
+    remainders), at least one of each label when ``k`` allows; random within a label."""
+    groups: dict[str, list[int]] = {}
+    for pos, label in enumerate(labels):
+        groups.setdefault(label, []).append(pos)
+    names = sorted(groups)
+    exact = {g: k * len(groups[g]) / len(labels) for g in names}
+    take = {g: int(exact[g]) for g in names}
+    if k >= len(names):
+        for g in names:
+            take[g] = max(1, take[g])
+    while sum(take.values()) > k:  # the minimum of one overshot: trim the largest shares
+        g = max((g for g in names if take[g] > 1), key=lambda g: take[g] - exact[g])
+        take[g] -= 1
+    while sum(take.values()) < k:  # largest remainders first (k < len(labels): room left)
+        g = min((g for g in names if take[g] < len(groups[g])),
+                key=lambda g: (take[g] - exact[g], g))
+        take[g] += 1
+    picked: list[int] = []
+    for g in names:
+        order = rng.permutation(len(groups[g]))[:take[g]]
+        picked += [groups[g][int(j)] for j in order]
+    return sorted(picked)
+
+
+def select_queries(c: Corpus, max_queries: int | None, seed: int,
+                   stratify: bool = False) -> Corpus:
+    items = list(c.languages[c.source])
     present = set.intersection(*[{i.id for i in items} for items in c.languages.values()])
-    ids = [i for i in ids if i in present] if len(c.languages) > 1 else ids
+    items = [i for i in items if i.id in present] if len(c.languages) > 1 else items
+    ids = [i.id for i in items]
     if max_queries is not None and max_queries < len(ids):
-        order = np.random.default_rng(seed).permutation(len(ids))[:max_queries]
-        ids = [ids[int(j)] for j in sorted(order)]
+        rng = np.random.default_rng(seed)
+        if stratify:
+            order = _stratified([i.label for i in items], max_queries, rng)
+        else:
+            order = sorted(int(j) for j in rng.permutation(len(ids))[:max_queries])
+        ids = [ids[j] for j in order]
     if not ids:
         raise HarnessError(f"{c.name}: no query id is present in every language")
     c.info["query_ids"] = ids
@@ -94,7 +131,7 @@ class Multiemo(Dataset):
             items, _, _ = corpus.bigbench_items(folder, p.source, p.max_words, p.max_chars)
             c.foreign_demos = [corpus.Item(f"{p.demo_task}:{i.id}", i.text, i.label)
                                for i in items]
-        return select_queries(c, p.max_queries, p.query_seed)
+        return select_queries(c, p.max_queries, p.query_seed, p.stratify)
 
 
 class Chatterbot(Dataset):
@@ -113,7 +150,7 @@ class Chatterbot(Dataset):
     def load(self, ctx: RunContext) -> Corpus:
         p = self.params
         c = corpus.chatterbot(p.languages, p.source, p.categories, p.max_words, p.max_chars)
-        return select_queries(c, p.max_queries, p.query_seed)
+        return select_queries(c, p.max_queries, p.query_seed, p.stratify)
 
 
 class Folder(Dataset):
@@ -135,7 +172,7 @@ class Folder(Dataset):
         c = corpus.folder(Path(p.path).expanduser(), p.languages, p.source, p.max_words,
                           p.max_chars, name=Path(p.path).name or "folder")
         c.instruction = p.instruction
-        return select_queries(c, p.max_queries, p.query_seed)
+        return select_queries(c, p.max_queries, p.query_seed, p.stratify)
 
 
 DATASETS: list[type[Dataset]] = [Multiemo, Chatterbot, Folder]
