@@ -169,17 +169,14 @@ def _apply_requires(spec_claims: list[Claim], results: list[dict[str, Any]]) -> 
     if not any(c.requires for c in spec_claims):
         return
     by_id = {r["id"]: r for r in results}
+    claim_of = {r["id"]: c for c, r in zip(spec_claims, results, strict=True)}
     own = {r["id"]: r["passed"] for r in results}
     done: dict[str, bool] = {}
 
     def resolve(cid: str, seen: frozenset[str]) -> bool:
-        if cid in done:
-            return done[cid]
-        claim = next((c for c, r in zip(spec_claims, results, strict=True) if r["id"] == cid),
-                     None)
-        needs = [] if claim is None else [q for q in claim.requires if q in by_id
-                                          and q not in seen]
-        done[cid] = own[cid] and all(resolve(q, seen | {cid}) for q in needs)
+        if cid not in done:
+            needs = [q for q in claim_of[cid].requires if q in by_id and q not in seen]
+            done[cid] = own[cid] and all(resolve(q, seen | {cid}) for q in needs)
         return done[cid]
 
     for result in results:

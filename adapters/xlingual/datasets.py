@@ -64,7 +64,7 @@ def _stratified(labels: list[str], k: int, rng: np.random.Generator) -> list[int
 
 
 def select_queries(c: Corpus, max_queries: int | None, seed: int,
-                   stratify: bool = False) -> Corpus:
+                   stratify: bool = True) -> Corpus:
     items = list(c.languages[c.source])
     present = set.intersection(*[{i.id for i in items} for items in c.languages.values()])
     items = [i for i in items if i.id in present] if len(c.languages) > 1 else items
