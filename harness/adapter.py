@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_serializer, model_validator
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .context import RunContext
 
 
@@ -186,6 +188,17 @@ class Dataset(Adapter):
 
     def load(self, ctx: RunContext) -> Any:
         raise NotImplementedError
+
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        """The files and folders ``load`` would read, found without reading them (no
+        download, nothing parsed), for an adapter with ``fingerprint_cacheable = False``.
+
+        When it names them, the fingerprint is cached on disk keyed also by their sizes
+        and modification times (every file under a folder), so a re-run loads nothing
+        while they are unchanged; a path that does not exist counts as "absent" (it
+        appearing later changes the key). ``None`` (the default, or when they cannot be
+        found cheaply) means: load the data to fingerprint it."""
+        return None
 
 
 class Model(Adapter):

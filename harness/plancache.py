@@ -14,11 +14,13 @@ folder and cache folder, the harness's version and source stamp, every plugin's 
 point and source stamp (:func:`harness.manifest.entry_key`), the adapters' names and
 versions, and the Python, torch and numpy versions. The entry also lists the files the
 plan read beyond the spec itself (the files it ``extends``, the data fingerprints of
-:mod:`harness.datacache`) with their hashes. A later run with the same key uses the entry
+:mod:`harness.datacache`) with their hashes, and the data files behind those fingerprints
+with their stamps (size and modification time). A later run with the same key uses the entry
 when those files are unchanged and every cell's record is ok with the stored identity;
 anything else (an edited spec or plugin, other options, a record missing, failed or
 corrupt, ``--force``, an unreadable entry) is a miss: the run plans the spec as always.
-A plan whose data must be loaded to be fingerprinted is never stored.
+A plan whose data must be loaded to be fingerprinted (a file-reading dataset that does not
+name its files, :meth:`harness.Dataset.inputs`) is never stored.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from .plan import RunPlan
     from .registry import Registry
 
-SCHEMA = 1
+SCHEMA = 2  # 2: data files' stamps (datasets that read files)
 PLANS_DIR = "plans"
 MAX_ENTRIES = 300  # the oldest entries beyond this are removed when one is stored
 
@@ -195,11 +197,14 @@ def _all_recorded(plan: RunPlan) -> bool:
     return True
 
 
-def _inputs(spec: Any, plans: list[RunPlan], cache_dir: Path) -> list[list[str]] | None:
-    """The files the plan read besides the spec file, with their hashes; None when one
-    cannot be relied on (data that is loaded to be fingerprinted, a file unreadable)."""
+def _inputs(spec: Any, plans: list[RunPlan],
+            cache_dir: Path) -> tuple[list[list[str]], list[list[str]]] | None:
+    """The files the plan read besides the spec file, with their hashes, and the data
+    files behind the fingerprints with their stamps (:func:`harness.datacache.path_stamp`);
+    None when one cannot be relied on (data loaded to be fingerprinted, a file unreadable)."""
     from .datacache import fingerprint_path
     paths: list[str] = [str(Path(f).resolve()) for f in spec.doc.files[1:]]
+    stamps: list[list[str]] = []
     for plan in plans:
         for cell in plan.cells:
             if cell.dataset is None:
@@ -209,13 +214,18 @@ def _inputs(spec: Any, plans: list[RunPlan], cache_dir: Path) -> list[list[str]]
                 return None
             if str(found) not in paths:
                 paths.append(str(found))
+                try:
+                    known = json.loads(found.read_text(encoding="utf-8")).get("inputs") or []
+                except (OSError, ValueError, AttributeError):
+                    return None
+                stamps += [[str(a), str(b)] for a, b in known if [a, b] not in stamps]
     out: list[list[str]] = []
     for name in paths:
         digest = _file_sha(name)
         if digest is None:
             return None
         out.append([name, digest])
-    return out
+    return out, stamps
 
 
 def _round_trips(entry: dict[str, Any]) -> bool:
@@ -239,10 +249,11 @@ def store(key: str | None, cache_dir: Path, spec: Any, plans: list[RunPlan],
     try:
         if not all(_all_recorded(p) for p in plans):
             return False
-        inputs = _inputs(spec, plans, cache_dir)
-        if inputs is None:
+        found = _inputs(spec, plans, cache_dir)
+        if found is None:
             return False
-        entry = {"schema": SCHEMA, "key": key, "inputs": inputs,
+        inputs, stamps = found
+        entry = {"schema": SCHEMA, "key": key, "inputs": inputs, "stamps": stamps,
                  "jobs": spec.model.settings.jobs, "executors": sorted(executors),
                  "needs_trust": bool(code_uses(c for p in plans for c in p.cells)),
                  "warnings": [list(w) for w in caught],
@@ -303,6 +314,10 @@ def lookup(key: str | None, cache_dir: Path) -> CachedRun | None:
             return None
         for path, digest in entry["inputs"]:
             if _file_sha(path) != digest:
+                return None
+        if entry["stamps"]:
+            from .datacache import path_stamp
+            if any(path_stamp(path) != stamp for path, stamp in entry["stamps"]):
                 return None
         plans = [_cached_plan(p) for p in entry["plans"]]
         main, rest = plans[0], plans[1:]

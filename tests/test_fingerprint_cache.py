@@ -1,10 +1,11 @@
 """The plan reuses data fingerprints from the disk cache: a fully recorded spec is planned
 without loading its data, a stale entry is corrected by the cell that runs, and datasets
-that read files are always loaded."""
+that read files are loaded again only when a file they name changes."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -85,8 +86,95 @@ def test_a_stale_entry_is_corrected_by_the_cell_that_runs(write_spec, tmp_path: 
     assert all(c.status == "done" for c in again.cells)
 
 
-def test_datasets_that_read_files_are_never_cached() -> None:
+def test_datasets_that_read_files_are_not_pure_functions_of_their_config() -> None:
     registry = get_registry()
-    for name in ("bigbench/task", "xlingual/folder", "rxrx1/images"):
+    for name in ("bigbench/task", "xlingual/folder", "xlingual/multiemo",
+                 "xlingual/chatterbot", "rxrx1/images"):
         assert registry.adapters[name].cls.fingerprint_cacheable is False, name
     assert registry.adapters["sklearn/iris"].cls.fingerprint_cacheable is True
+
+
+TASK = {"canary": "c", "name": "tiny", "description": "d", "keywords": ["k"],
+        "metrics": ["multiple_choice_grade"], "preferred_score": "multiple_choice_grade",
+        "examples": [{"input": f"q{i}", "target_scores": {"yes": i % 2, "no": 1 - i % 2}}
+                     for i in range(4)]}
+
+
+def _bigbench_spec(tasks: Path) -> str:
+    return f"""\
+name: fp-files
+seeds: [0]
+datasets:
+  tiny: {{use: bigbench/task, task: tiny, tasks_dir: {tasks}, sources: [folder]}}
+models:
+  dummy: lm/dummy
+methods:
+  zero: {{use: bigbench/evaluate, shots: 0}}
+metrics: [bigbench/metrics]
+"""
+
+
+def _corpus_spec(folder: Path) -> str:
+    return f"""\
+name: fp-corpus
+seeds: [0]
+datasets:
+  toy: {{use: xlingual/folder, path: {folder}, languages: [en, it]}}
+models:
+  dummy: lm/dummy
+methods:
+  icl: {{use: xlingual/icl, shots: [1]}}
+"""
+
+
+def _write_task(tasks: Path, examples: int = 2) -> Path:
+    (tasks / "tiny").mkdir(parents=True, exist_ok=True)
+    task = {**TASK, "examples": TASK["examples"][:examples]}
+    path = tasks / "tiny" / "task.json"
+    path.write_text(json.dumps(task))
+    return path
+
+
+def _write_corpus(root: Path, extra: str = "") -> Path:
+    for lang in ("en", "it"):
+        (root / lang).mkdir(parents=True, exist_ok=True)
+        (root / lang / "pos.txt").write_text("good\nfine\n" + extra)
+        (root / lang / "neg.txt").write_text("bad\npoor\n" + extra)
+    return root / "it" / "pos.txt"
+
+
+@pytest.mark.parametrize("kind", ["bigbench", "corpus"])
+def test_a_dataset_that_names_its_files_is_loaded_again_only_when_they_change(
+        kind: str, write_spec, tmp_path: Path, loads: list[str]) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    if kind == "bigbench":
+        data = _write_task(tmp_path / "tasks")
+        spec = write_spec(_bigbench_spec(tmp_path / "tasks"))
+    else:
+        data = _write_corpus(tmp_path / "corpus")
+        spec = write_spec(_corpus_spec(tmp_path / "corpus"))
+    first = _plan(spec, out, cache).cells[0].data_fingerprint
+    assert len(loads) == 1 and first not in ("unloadable", "none")
+    entries = list((cache / datacache.FINGERPRINTS_DIR).glob("*.json"))
+    named = json.loads(entries[0].read_text())["inputs"]
+    assert len(entries) == 1 and any(str(data).startswith(path) for path, _ in named)
+
+    def again() -> str:
+        datacache.clear()
+        loads.clear()
+        return _plan(spec, out, cache).cells[0].data_fingerprint
+
+    assert again() == first and loads == []  # unchanged files: nothing loaded
+    st = data.stat()
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, newer
+    assert again() == first and len(loads) == 1
+    assert again() == first and loads == []
+    if kind == "bigbench":
+        _write_task(tmp_path / "tasks", examples=1)
+    else:
+        _write_corpus(tmp_path / "corpus", extra="great\n")
+    changed = again()
+    assert changed != first and len(loads) == 1
+    assert again() == changed and loads == []
+    data.unlink()  # a file gone: loaded again (a failure is the loader's), never a stale hit
+    assert again() not in (first, changed) and len(loads) == 1

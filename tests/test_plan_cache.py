@@ -211,3 +211,41 @@ def test_t_quantile_table_matches_scipy() -> None:
     assert [t975(df) for df in range(1, len(T975) + 1)] == [
         float(stdtrit(df, 0.975)) for df in range(1, len(T975) + 1)]
     assert t975(40) == float(stdtrit(40, 0.975))
+
+
+FILE_SPEC = """\
+name: coin-file
+seeds: [0, 1]
+datasets:
+  flips: {{use: toy/coin-file, path: {path}, name_inputs: {named}}}
+methods:
+  count: toy/count
+metrics: [toy/head-rate]
+expect:
+  - {{id: heads, metric: head_rate, at_least: 0.5}}
+"""
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_data_read_from_a_file_is_checked_by_its_stamp(runner: Runner, named: bool) -> None:
+    flips = runner.tmp / "flips.txt"
+    flips.write_text("1\n1\n0\n1\n")
+    runner.spec.write_text(FILE_SPEC.format(path=flips, named=str(named).lower()))
+    code, _, err, heavy = runner.run()
+    assert code == 0 and "2 ran, 0 reused" in err and "torch" in heavy, err
+    code, _, err, heavy = runner.run()
+    assert code == 0 and "0 ran, 2 reused" in err, err
+    if not named:  # the file cannot be vouched for without loading it: planned every time
+        assert "torch" in heavy and runner.entries() == [], err
+        return
+    assert heavy == [], err  # a hit: nothing imported, the file's stamp unchanged
+    st = flips.stat()
+    os.utime(flips, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, newer
+    code, _, err, heavy = runner.run()
+    assert code == 0 and "torch" in heavy and "0 ran, 2 reused" in err, err
+    flips.write_text("0\n0\n0\n1\n")  # new data: new fingerprint, the cells run again
+    code, _, err, heavy = runner.run()
+    assert code == 1 and "torch" in heavy and "2 ran, 0 reused" in err, err
+    assert "claims: 1 FAIL" in err
+    code, _, err, heavy = runner.run()
+    assert code == 1 and heavy == [] and "0 ran, 2 reused" in err, err

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
 from harness import Dataset, HarnessError, Params, RunContext
+
+if TYPE_CHECKING:
+    from harness.context import Progress
 
 from . import source
 from .task import JsonTask, load_task
@@ -39,16 +43,33 @@ class BigBenchTask(Dataset):
                                         "instead of PyPI's")
         archive_sha256: str | None = Field(None, description="SHA-256 of archive_url")
 
-    def load(self, ctx: RunContext) -> JsonTask:
-        p = self.params
-        name, only = p.task, list(p.subtasks or [])
+    def _name(self) -> tuple[str, list[str]]:
+        name, only = self.params.task, list(self.params.subtasks or [])
         if ":" in name and not name.endswith(".json"):
             name, sub = name.split(":", 1)
             only.append(sub)
-        folder = source.locate(name, tasks_dir=p.tasks_dir, cache_dir=ctx.cache_dir,
-                               version=p.pypi_version, download=p.download,
-                               archive_url=p.archive_url, archive_sha256=p.archive_sha256,
-                               progress=ctx.progress, order=tuple(p.sources))
+        return name, only
+
+    def _locate(self, cache_dir: Path, download: bool, progress: Progress | None) -> Path:
+        p = self.params
+        return source.locate(self._name()[0], tasks_dir=p.tasks_dir, cache_dir=cache_dir,
+                             version=p.pypi_version, download=download,
+                             archive_url=p.archive_url, archive_sha256=p.archive_sha256,
+                             progress=progress, order=tuple(p.sources))
+
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        """The task's folder and where its human-rater scores may be (nothing is
+        downloaded: a task not found locally is loaded instead)."""
+        try:
+            folder = self._locate(cache_dir, download=False, progress=None)
+        except HarnessError:
+            return None
+        return [folder, *source.human_rater_candidates(folder)]
+
+    def load(self, ctx: RunContext) -> JsonTask:
+        p = self.params
+        name, only = self._name()
+        folder = self._locate(ctx.cache_dir, download=p.download, progress=ctx.progress)
         task = load_task(folder, max_examples=p.max_examples, seed=p.seed, only=only or None)
         if not task.leaves() or not task.leaves()[0].examples:
             raise HarnessError(f"BIG-bench task {name!r} has no examples")

@@ -262,12 +262,17 @@ def read_human_pkl(path: Path) -> dict[str, Any]:
                   for task, scores in raw[who].items()} for who in ("average", "expert")}
 
 
+def human_rater_candidates(task_folder: Path) -> list[Path]:
+    """Where a task's human-rater scores may be, in the order they are looked for."""
+    return [d / name for d in [task_folder.parent, task_folder.parent.parent]
+            for name in ("human_raters.json", HUMAN_PKL)]
+
+
 def find_human_raters(task_folder: Path) -> Path | None:
     """A ``human_raters.json`` (or BIG-bench's pickle) in or above the task's folder."""
-    for d in [task_folder.parent, task_folder.parent.parent]:
-        for name in ("human_raters.json", HUMAN_PKL):
-            if (d / name).is_file():
-                return d / name
+    for path in human_rater_candidates(task_folder):
+        if path.is_file():
+            return path
     return None
 
 

@@ -132,6 +132,10 @@ class RxRx1Images(Dataset):
     version = "1"
     Params = ImagesParams
 
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        """The dataset's folder: metadata and every image (their sizes and times only)."""
+        return [Path(self.params.root).expanduser()]  # type: ignore[attr-defined]
+
     def load(self, ctx: RunContext) -> ClassificationData:
         p: ImagesParams = self.params  # type: ignore[assignment]
         root = Path(p.root).expanduser()

@@ -11,7 +11,7 @@ negative reviews are 10%: a plain draw of 16 has none 18% of the time).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from harness_adapters.bigbench import source as bigbench_source
@@ -21,6 +21,9 @@ from harness import Dataset, HarnessError, Params, RunContext
 
 from . import corpus
 from .corpus import Corpus
+
+if TYPE_CHECKING:
+    from harness.context import Progress
 
 
 class _Common(Params):
@@ -102,14 +105,15 @@ class Multiemo(Dataset):
                                       "demonstrations from this other BIG-bench task "
                                       "(e.g. intent_recognition), breaking the method")
 
-    def load(self, ctx: RunContext) -> Corpus:
+    def _locators(self, cache_dir: Path, download: bool,
+                  progress: Progress | None) -> tuple[Any, Any]:
+        """``(locate, locate_review)``: a BIG-bench task's folder, and a review task's."""
         p = self.params
 
         def locate(task: str, order: tuple[str, ...] = tuple(p.sources)) -> Path:
-            return bigbench_source.locate(task, tasks_dir=p.tasks_dir,
-                                          cache_dir=ctx.cache_dir, version=p.pypi_version,
-                                          download=p.download, progress=ctx.progress,
-                                          order=order)
+            return bigbench_source.locate(task, tasks_dir=p.tasks_dir, cache_dir=cache_dir,
+                                          version=p.pypi_version, download=download,
+                                          progress=progress, order=order)
 
         def locate_review(task: str) -> Path:
             # a tasks folder may hold standalone tasks multiemo_reviews_text_XX; BIG-bench
@@ -125,6 +129,22 @@ class Multiemo(Dataset):
                 raise HarnessError(f"BIG-bench's multiemo has no subtask {folder.name!r}")
             return folder
 
+        return locate, locate_review
+
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        """The review tasks' folders (and the demonstration task's), found locally."""
+        p = self.params
+        locate, locate_review = self._locators(cache_dir, download=False, progress=None)
+        try:
+            paths = [locate_review(f"multiemo_reviews_text_{lang}")
+                     for lang in dict.fromkeys([p.source, *p.languages])]
+            return paths + ([locate(p.demo_task)] if p.demo_task else [])
+        except HarnessError:
+            return None
+
+    def load(self, ctx: RunContext) -> Corpus:
+        p = self.params
+        locate, locate_review = self._locators(ctx.cache_dir, p.download, ctx.progress)
         c = corpus.multiemo(locate_review, p.languages, p.source, p.max_words, p.max_chars)
         if p.demo_task:
             folder = locate(p.demo_task)
@@ -147,6 +167,16 @@ class Chatterbot(Dataset):
         categories: list[str] = Field(["food", "movies", "money", "sports", "science"],
                                       description="categories (YAML file names) to classify")
 
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        """The requested languages' folders of the installed chatterbot-corpus."""
+        p = self.params
+        try:
+            root = corpus.chatterbot_root()
+        except HarnessError:
+            return None
+        return [root / corpus.CHATTERBOT_FOLDERS.get(lang, lang)
+                for lang in dict.fromkeys([p.source, *p.languages])]
+
     def load(self, ctx: RunContext) -> Corpus:
         p = self.params
         c = corpus.chatterbot(p.languages, p.source, p.categories, p.max_words, p.max_chars)
@@ -166,6 +196,9 @@ class Folder(Dataset):
         languages: list[str] | None = Field(None, description="default: every sub-folder")
         instruction: str = Field("", description="the task's own instruction "
                                  "(used by xlingual/icl with instruction: '{task}')")
+
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        return [Path(self.params.path).expanduser()]
 
     def load(self, ctx: RunContext) -> Corpus:
         p = self.params

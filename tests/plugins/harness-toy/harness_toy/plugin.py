@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -24,6 +25,24 @@ class Coin(Dataset):
         return [int(x) for x in (ctx.rng.random(self.params.n) < self.params.bias)]
 
 
+class CoinFile(Dataset):
+    """Coin flips read from a text file (one 0 or 1 per line)."""
+
+    name = "toy/coin-file"
+    fingerprint_cacheable = False  # reads a file
+
+    class Params(Params):
+        path: str
+        name_inputs: bool = Field(True, description="name the file in inputs() (False: "
+                                  "the plan loads the file to fingerprint it every time)")
+
+    def inputs(self, cache_dir: Path) -> list[Path] | None:
+        return [Path(self.params.path)] if self.params.name_inputs else None
+
+    def load(self, ctx: RunContext) -> list[int]:
+        return [int(line) for line in Path(self.params.path).read_text().split()]
+
+
 class Count(Method):
     """Count heads."""
 
@@ -44,4 +63,4 @@ class HeadRate(Metric):
 
 @harness.hookimpl
 def harness_adapters() -> list[type[harness.Adapter]]:
-    return [Coin, Count, HeadRate]
+    return [Coin, CoinFile, Count, HeadRate]
