@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -328,3 +329,73 @@ def test_smollm2_packed_scoring_matches_naive() -> None:
         lm.scoring = "packed"
     assert np.abs(packed - naive).max() < 1e-3
     assert np.abs(packed[0] - packed[1]).max() > 0.1  # the context changes the scores
+
+
+# -- the log-likelihood memo ---------------------------------------------------------------
+def _saved_tiny(tiny: CausalLM, folder: Path) -> Path:
+    if not (folder / "config.json").is_file():
+        tiny.module.save_pretrained(str(folder))
+        tiny.tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def _built(folder: Path, cache: Path) -> CausalLM:
+    loading.clear_loaded()
+    params = CausalModel.Params(model=str(folder), batch_tokens=64, batch_size=3)
+    return CausalModel(params).build(RunContext(seed=0, cache_dir=cache), None)
+
+
+def test_a_repeated_call_is_answered_exactly_from_the_memo(
+        tiny: CausalLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, cache = _saved_tiny(tiny, tmp_path / "model"), tmp_path / "cache"
+    first = _built(folder, cache)
+    want = first.loglikelihood(CONTEXTS, CONTINUATIONS)
+    assert first.stats["memo_hits"] == 0 and len(list((cache / "lm-scores").iterdir())) == 1
+    again = _built(folder, cache)  # another cell: a new model object, the same weights
+    forwards = again.stats["forward_calls"]
+    assert again.loglikelihood(CONTEXTS, CONTINUATIONS) == want  # bit for bit
+    assert again.stats["memo_hits"] == 1 and again.stats["forward_calls"] == forwards
+    assert again.describe()["memo_hits"] == 1
+    # any other request, or other scorer settings, is computed
+    def flat(rows: list[list[float]]) -> list[float]:
+        return [v for row in rows for v in row]
+
+    other = again.loglikelihood(CONTEXTS[:2], CONTINUATIONS[:2])
+    assert flat(other) == pytest.approx(flat(want[:2]), abs=1e-4)
+    assert again.stats["memo_hits"] == 1
+    again.batch_tokens = 32
+    smaller = again.loglikelihood(CONTEXTS, CONTINUATIONS)
+    assert flat(smaller) == pytest.approx(flat(want), abs=1e-4)
+    assert again.stats["memo_hits"] == 1
+    # the memo answers exactly what it stored, whatever that was: prove the lookup
+    for entry in (cache / "lm-scores").glob("*.json"):
+        values = json.loads(entry.read_text())
+        entry.write_text(json.dumps([[v + 1.0 for v in row] for row in values]))
+    hit = _built(folder, cache).loglikelihood(CONTEXTS, CONTINUATIONS)
+    assert hit == [[v + 1.0 for v in row] for row in want]
+
+
+def test_the_memo_steps_aside_when_it_cannot_vouch_for_the_weights(
+        tiny: CausalLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder, cache = _saved_tiny(tiny, tmp_path / "model"), tmp_path / "cache"
+    _built(folder, cache).loglikelihood(CONTEXTS, CONTINUATIONS)
+
+    def hits_after(setup) -> int:  # type: ignore[no-untyped-def]
+        lm = _built(folder, cache)
+        setup(lm)
+        lm.loglikelihood(CONTEXTS, CONTINUATIONS)
+        return lm.stats["memo_hits"]
+
+    assert hits_after(lambda lm: None) == 1
+    assert hits_after(lambda lm: lm.module) == 0  # a method that may train the weights
+    monkeypatch.setenv("HARNESS_NO_LM_MEMO", "1")
+    assert hits_after(lambda lm: None) == 0
+    monkeypatch.delenv("HARNESS_NO_LM_MEMO")
+    weights = next(folder.glob("*.safetensors"))
+    st = weights.stat()
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # other weights
+    assert hits_after(lambda lm: None) == 0
+    assert hits_after(lambda lm: None) == 1
+    corrupt = sorted((cache / "lm-scores").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    corrupt[-1].write_text("[[1.0]]")  # wrong shape: computed again, never trusted
+    assert hits_after(lambda lm: None) == 0

@@ -11,9 +11,17 @@ from pydantic import Field
 from harness import Model, Params, RunContext
 from harness.specmodel import Device
 
-from . import loading
+from . import loading, memo
 from .causal import CausalLM
 from .dummy import DEFAULT_FILLER, DummyLM
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "none"
 
 
 class CausalModel(Model):
@@ -50,9 +58,13 @@ class CausalModel(Model):
         info = {"source": source.describe(), "folder": folder,
                 "load_s": round(time.perf_counter() - t0, 3),
                 "parameters": int(sum(t.numel() for t in model.parameters()))}
+        weights = memo.weights_identity(folder) if source.kind != "hub" else None
+        scores = None if weights is None else memo.ScoreMemo(ctx.cache_dir, {
+            **weights, "dtype": p.dtype, "device": str(device), "torch": torch.__version__,
+            "transformers": _version("transformers")})
         return CausalLM(model, tok, name=p.model, scoring=p.scoring,
                         batch_tokens=p.batch_tokens, batch_size=p.batch_size,
-                        max_length=p.max_length, info=info)
+                        max_length=p.max_length, info=info, memo=scores)
 
 
 class DummyModel(Model):

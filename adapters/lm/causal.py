@@ -19,7 +19,8 @@ Differences from BIG-bench's model: special tokens are added to the context as t
 tokenizer does by default (none for GPT-2 and SmolLM2) but never to continuations; an
 empty context is replaced by the BOS (else EOS) token so every continuation token is
 scored; decoding is greedy by default (BIG-bench samples with top-k 40), see
-:meth:`CausalLM.generate`.
+:meth:`CausalLM.generate`. A call identical to an earlier one on the same weights is
+answered from an exact on-disk memo (:mod:`.memo`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from typing import Any
 
 import torch
 
+from . import memo
 from .base import LanguageModel, StopPredicate
 from .generation import Decoder
+from .memo import ScoreMemo
 from .packing import Request, pack
 
 MIN_SHARED_PREFIX = 8  # tokens; a shorter common prefix is not worth a separate pass
@@ -42,8 +45,10 @@ class CausalLM(LanguageModel):
 
     def __init__(self, model: Any, tokenizer: Any, *, name: str = "causal",
                  scoring: str = "packed", batch_tokens: int = 512, batch_size: int = 16,
-                 max_length: int | None = None, info: dict[str, Any] | None = None) -> None:
+                 max_length: int | None = None, info: dict[str, Any] | None = None,
+                 memo: ScoreMemo | None = None) -> None:
         self._model = model
+        self.memo = memo  # exact reuse of earlier identical loglikelihood calls (.memo)
         self._tok = tokenizer
         self.name = name
         self.scoring = scoring
@@ -52,7 +57,7 @@ class CausalLM(LanguageModel):
         cfg_len = getattr(model.config, "max_position_embeddings", None) or 2048
         self.max_length = int(max_length or cfg_len)
         self.info = info or {}
-        self.stats = {"forward_calls": 0, "tokens_forwarded": 0}
+        self.stats = {"forward_calls": 0, "tokens_forwarded": 0, "memo_hits": 0}
         params = inspect.signature(model.forward).parameters
         # transformers >= 5.x names the key/value cache argument `cache`
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
@@ -60,6 +65,7 @@ class CausalLM(LanguageModel):
     # -- torch access --------------------------------------------------------------
     @property
     def module(self) -> torch.nn.Module:
+        self.memo = None  # the caller may change the weights: no more memo for this model
         return self._model
 
     @property
@@ -109,7 +115,8 @@ class CausalLM(LanguageModel):
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "scoring": self.scoring, "dtype": str(self.dtype),
-                "max_length": self.max_length, **self.info}
+                "max_length": self.max_length, **self.info,
+                "memo_hits": self.stats["memo_hits"]}
 
     # -- scoring -------------------------------------------------------------------
     def _requests(self, contexts: Sequence[str],
@@ -129,6 +136,16 @@ class CausalLM(LanguageModel):
     def loglikelihood(self, contexts: Sequence[str],
                       continuations: Sequence[Sequence[str]]) -> list[list[float]]:
         reqs = self._requests(contexts, continuations)
+        key = None
+        if self.memo is not None and memo.enabled():
+            scorer = {"scoring": self.scoring, "batch_tokens": self.batch_tokens,
+                      "batch_size": self.batch_size, "max_length": self.max_length,
+                      "threads": torch.get_num_threads()}
+            key = self.memo.key(reqs, scorer)
+            known = self.memo.get(key, [len(r.continuations) for r in reqs])
+            if known is not None:
+                self.stats["memo_hits"] += 1
+                return known
         out = [[0.0] * len(r.continuations) for r in reqs]
         if self.scoring == "packed":
             self._score_packed(reqs, out)
@@ -136,6 +153,8 @@ class CausalLM(LanguageModel):
             self._score_rows(reqs, out, 1 if self.scoring == "naive" else self.batch_size)
         else:
             raise ValueError(f"unknown scoring strategy {self.scoring!r}")
+        if key is not None and self.memo is not None:
+            self.memo.put(key, out)
         return out
 
     def _score_packed(self, reqs: list[Request], out: list[list[float]]) -> None:

@@ -108,7 +108,7 @@ class Decoder:
         cache = lm._cache_from(kv) if kv else lm.new_cache()
         lm.stats["forward_calls"] += 1
         lm.stats["tokens_forwarded"] += int(ids.numel())
-        out = lm.module(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True,
+        out = lm._model(input_ids=ids, attention_mask=att, position_ids=pos, use_cache=True,
                         logits_to_keep=1, **{lm._cache_kw: cache})
         return out.logits[:, -1, :].float(), lm._layers_kv(cache)
 
