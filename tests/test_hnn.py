@@ -292,3 +292,38 @@ def test_identity_matrix_breaks_the_spring_claim_through_the_cli(tmp_path: Path)
     assert spring["groups"][0]["per_seed"]["0"]["value"] < 10
     assert f"FAIL [{spring['id']}] spring: baseline energy MSE" in res.stdout
     json.dumps(summary)  # the summary stays JSON
+
+
+def test_a_cached_rerun_checks_the_figures_without_importing_the_plotting_stack(
+        tmp_path: Path) -> None:
+    names = ("compare_phase_portrait.png", "compare_energy.png")
+    fresh = hnn_plugin._figures_fresh
+    assert not fresh(str(tmp_path), "rollouts.npz", names)  # no rollout: plotting decides
+    cells = [tmp_path / "cells" / c / "artifacts" for c in ("a", "b")]
+    for art in cells:
+        art.mkdir(parents=True)
+        (art / "rollouts.npz").write_bytes(b"x")
+    assert not fresh(str(tmp_path), "rollouts.npz", names)
+    later = max((a / "rollouts.npz").stat().st_mtime_ns for a in cells) + 10**9
+    for art in cells:
+        for n in names:
+            (art / n).write_bytes(b"png")
+            os.utime(art / n, ns=(later, later))
+    assert fresh(str(tmp_path), "rollouts.npz", names)
+    os.utime(cells[1] / "rollouts.npz", ns=(later + 1, later + 1))  # a newer rollout
+    assert not fresh(str(tmp_path), "rollouts.npz", names)
+    os.utime(cells[1] / "rollouts.npz", ns=(later, later))
+    (cells[0] / names[1]).unlink()
+    assert not fresh(str(tmp_path), "rollouts.npz", names)
+    # the hook itself: with every figure fresh it returns without importing the plots
+    (cells[0] / names[1]).write_bytes(b"png")
+    os.utime(cells[0] / names[1], ns=(later, later))
+    probe = (f"import sys; from harness_adapters import hnn; "
+             f"hnn.harness_run_finished(summary={{'adapters': ['hnn/rollout']}}, "
+             f"out_dir={str(tmp_path)!r}); "
+             f"print([m for m in ('matplotlib', 'torch', 'numpy') if m in sys.modules])")
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
