@@ -70,9 +70,33 @@ def _warm_up() -> None:
             warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
 
 
-def _worker_main(conn: Connection, parent_pid: int, out_dir: str) -> None:
+#: the native thread pools (OpenMP, OpenBLAS, MKL...) a worker caps at its share of the
+#: cores, unless the user set them: torch's own threads are the cell's ``threads``
+#: setting, but numpy's and scipy's BLAS would start a thread per core in every worker
+#: (``jobs`` workers on N cores, N threads each, spin-waiting for each other: the same
+#: metric took 64 s of CPU instead of 1-2 s in two rxrx1 workers)
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+              "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def share_of_cores(jobs: int) -> int:
+    """Native threads per worker: the machine's cores divided among ``jobs`` workers."""
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def cap_native_threads(threads: int) -> None:
+    """Cap the native thread pools of libraries imported from now on (``THREAD_ENV``),
+    except those the user set."""
+    for name in THREAD_ENV:
+        os.environ.setdefault(name, str(threads))
+
+
+def _worker_main(conn: Connection, parent_pid: int, out_dir: str,
+                 native_threads: int | None = None) -> None:
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if native_threads is not None:  # before numpy or torch is imported in this process
+        cap_native_threads(native_threads)
     from .runner import execute_cell
     _warm_up()
     while True:
@@ -149,7 +173,8 @@ class WorkerPool:
 
     def _start(self, out_dir: str) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, os.getpid(), out_dir),
+        proc = self.ctx.Process(target=_worker_main,
+                                args=(child, os.getpid(), out_dir, share_of_cores(self.jobs)),
                                 name="harness-worker", daemon=True)
         proc.start()
         child.close()

@@ -252,3 +252,27 @@ def test_an_executor_that_raises_keeps_the_records_and_the_summary(tmp_path: Pat
         run_plan(plan, executor=Broken())
     statuses = [c["status"] for c in load_summary(tmp_path / "o")["cells"]]
     assert statuses == ["ok", "missing"]
+
+
+def test_workers_cap_native_thread_pools_at_their_share_of_the_cores() -> None:
+    """jobs workers on N cores: BLAS gets N // jobs threads each (never 0), unless the user
+    set it; torch's own threads stay the cell's `threads` setting."""
+    import os
+    import subprocess
+    import sys
+
+    from harness.workers import share_of_cores
+    cores = os.cpu_count() or 1
+    assert share_of_cores(1) == cores and share_of_cores(cores * 4) == 1
+    assert share_of_cores(2) == max(1, cores // 2)
+    probe = ("from harness.workers import cap_native_threads; cap_native_threads(1); "
+             "import numpy, threadpoolctl; "
+             "print(sorted({p['num_threads'] for p in threadpoolctl.threadpool_info()}))")
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert out.strip() == "[1]"
+    env["OPENBLAS_NUM_THREADS"] = "2"  # the user's own setting wins
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True, env=env).stdout
+    assert out.strip() == ("[2]" if cores >= 2 else out.strip())
