@@ -151,3 +151,33 @@ def test_subtask_syntax_and_validation(tmp_path: Path, bigbench_dir: Path) -> No
     (bad / "task.json").write_text(json.dumps(data))
     with pytest.raises(HarnessError, match="metric 'accuracy' is not supported"):
         load(tmp_path, task=str(bad))
+
+
+def test_manifest_is_hashed_once_then_trusted_while_stat_data_is_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "bigbench-9.9.tar.gz"
+    sha = make_sdist(archive)
+    kw = dict(task="toy", sources=["pypi"], archive_url=str(archive), archive_sha256=sha,
+              pypi_version="9.9")
+    load(tmp_path, **kw)
+    folder = tmp_path / "cache" / "bigbench" / "9.9" / "toy"
+    hashed: list[str] = []
+    real = source.file_sha256
+    monkeypatch.setattr(source, "file_sha256", lambda p: hashed.append(Path(p).name) or real(p))
+    load(tmp_path, **kw)
+    load(tmp_path, **kw)
+    assert (folder / source.VERIFIED).is_file() and hashed == []  # stat data unchanged
+    # same size, new bytes, new mtime: the next use hashes again and refuses it
+    data = (folder / "README.md").read_bytes()
+    (folder / "README.md").write_bytes(data.upper())
+    with pytest.raises(HarnessError, match="integrity check"):
+        load(tmp_path, **kw)
+    assert "README.md" in hashed
+    # restored, it passes the full check once and is trusted again
+    (folder / "README.md").write_bytes(data)
+    hashed.clear()
+    load(tmp_path, **kw)
+    assert "task.json" in hashed
+    hashed.clear()
+    load(tmp_path, **kw)
+    assert hashed == []

@@ -10,7 +10,8 @@ A task name is looked up, in order, in
    the archive is downloaded once (with progress), its SHA-256 checked against the digest
    PyPI publishes (pinned here for 1.0.0), and only the requested task folders (and the
    human-rater scores) are extracted. Extracted files are listed with their SHA-256 in a
-   manifest that is re-checked on every later use.
+   manifest that is re-checked on every later use (in full once, then by size and
+   modification time while those stay as they were at the last full check).
 
 Human-rater scores (``average`` and ``expert`` per task, BIG-bench's metric names, 0-100
 scale) are found beside the tasks: a ``human_raters.json`` in or above the tasks folder,
@@ -227,19 +228,55 @@ def write_manifest(folder: Path, archive_sha: str) -> None:
              if p.is_file()}
     (folder / ".harness-manifest.json").write_text(
         json.dumps({"archive_sha256": archive_sha, "files": files}, indent=1))
+    _mark_verified(folder, _listed_stamp(folder, sorted(files)))
+
+
+VERIFIED = ".harness-verified"
+
+
+def _listed_stamp(folder: Path, rels: list[str]) -> str:
+    """A hash of the manifest's and every listed file's size and modification time."""
+    h = hashlib.sha256()
+    for rel in [".harness-manifest.json", *rels]:
+        try:
+            st = (folder / rel).stat()
+        except OSError:
+            return "absent"
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
 
 
 def verify_manifest(folder: Path) -> None:
+    """Check a cached task folder against its manifest: every file's SHA-256, unless no
+    listed file's size or modification time changed since the last full check passed
+    (recorded in ``.harness-verified``, as git's index trusts unchanged stat data)."""
     path = folder / ".harness-manifest.json"
     if not path.is_file():
         raise HarnessError(f"cached task {folder} has no manifest",
                            hint=f"delete {folder} and run again to re-extract it")
     files = json.loads(path.read_text())["files"]
+    stamp = _listed_stamp(folder, sorted(files))
+    marker = folder / VERIFIED
+    try:
+        if marker.read_text() == stamp:
+            return
+    except OSError:
+        pass
     for rel, digest in files.items():
         p = folder / rel
         if not p.is_file() or file_sha256(p) != digest:
             raise HarnessError(f"cached task file {p} fails its integrity check",
                                hint=f"delete {folder} and run again to re-extract it")
+    _mark_verified(folder, stamp)
+
+
+def _mark_verified(folder: Path, stamp: str) -> None:
+    part = folder / f"{VERIFIED}.{os.getpid()}"
+    try:
+        part.write_text(stamp)
+        os.replace(part, folder / VERIFIED)
+    except OSError:  # a read-only cache is checked in full every time
+        part.unlink(missing_ok=True)
 
 
 # -- human raters -------------------------------------------------------------------------
