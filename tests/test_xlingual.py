@@ -307,3 +307,17 @@ def test_a_small_query_subset_keeps_every_label_in_proportion() -> None:
     plain = [select_queries(Corpus("toy", list(LABELS), dict(langs), "en"), 16, s, False)
              .info["query_ids"] for s in range(20)]
     assert any(all(gold[int(i)] != "negative" for i in ids) for ids in plain)
+
+
+def test_odd_seeds_score_backwards_with_the_same_results(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two seeds side by side share their k=0 calls through the LM memo when one walks the
+    languages backwards; the order changes no prediction and no random-rule draw."""
+    c = toy_corpus(12)
+    m = method(shots=[0, 3], group_size=4)
+    lm = ToyLM(knows_answer)
+    backwards = m.run(RunContext(seed=7, spec_seed=1), c, lm)
+    assert lm.calls[0][0].rsplit("\n", 1)[-1].startswith("de-")  # de is the last language
+    monkeypatch.setattr(CrossLingualICL, "walk", staticmethod(lambda work, ctx: work))
+    forwards = m.run(RunContext(seed=7, spec_seed=1), c, ToyLM(knows_answer))
+    assert backwards["examples"] == forwards["examples"]
