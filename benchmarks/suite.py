@@ -6,9 +6,12 @@ the harness's share of it, and a fully cached re-run of each, in one run.
 Each spec runs through the real CLI (`harness run specs/<name>.yaml --out DIR/<name>`) in a
 subprocess; CPU time is the children's user + system time of that subprocess and its
 workers. Per spec the table splits the cells' time into data loading, model building, the
-method's run and the metrics (from the records' `timings`), and reports the harness's
-overhead: the command's wall time not spent inside cells (startup, plan, records, summary,
-divided among the jobs) as a share of the whole. A second, fully cached run of each spec
+method's run and the metrics (from the records' `timings`); `span` is the first cell's
+start to the last cell's end (the records' timestamps), `busy%` how full the workers were
+during it (100: no worker ever idle; below, the cells do not divide evenly among the
+jobs), and `outside` the command's wall time before the first cell and after the last
+(start-up, plan, data fingerprints, summary, claims): the harness's own share, `harness%`
+of the whole. A second, fully cached run of each spec
 measures the re-run target (under 2 s). Figures depend on the machine's load: the load
 average is printed with them. `--fresh` deletes each spec's results folder first, and
 the language models' log-likelihood memo (`<cache>/lm-scores`), so that only the reuse
@@ -26,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -67,18 +71,24 @@ def spec_jobs(spec: str) -> int:
 
 
 def cell_times(out: Path) -> dict[str, float]:
-    """Summed phase timings of the cells recorded in ``out`` (this spec only)."""
-    totals = dict.fromkeys((*PHASES, "total_s", "cpu_s"), 0.0)
+    """Summed phase timings of the cells recorded in ``out`` (this spec only), and their
+    span: first cell's start to last cell's end, from the records' timestamps."""
+    totals = dict.fromkeys((*PHASES, "total_s", "cpu_s", "span_s"), 0.0)
     totals["cells"] = 0
+    starts, ends = [], []
     for record_path in (out / "cells").glob("*/record.json"):
         try:
-            timings = json.loads(record_path.read_text()).get("timings", {})
-        except (OSError, ValueError):
+            record = json.loads(record_path.read_text())
+            starts.append(datetime.fromisoformat(record["started"]).timestamp())
+            ends.append(datetime.fromisoformat(record["finished"]).timestamp())
+        except (OSError, ValueError, KeyError, TypeError):
             continue
+        timings = record.get("timings", {})
         totals["cells"] += 1
-        for key in totals:
-            if key != "cells":
-                totals[key] += float(timings.get(key, 0.0))
+        for key in (*PHASES, "total_s", "cpu_s"):
+            totals[key] += float(timings.get(key, 0.0))
+    if starts:
+        totals["span_s"] = max(ends) - min(starts)
     return totals
 
 
@@ -97,7 +107,8 @@ def main() -> None:
         shutil.rmtree(default_cache() / "lm-scores", ignore_errors=True)
     print(f"{len(specs)} specs, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start")
     header = (f"{'spec':22} {'exit':>4} {'wall s':>8} {'cpu s':>8} {'cells':>5} "
-              f"{'load%':>6} {'run%':>5} {'metr%':>6} {'harness%':>8} {'cached s':>8} {'cpu':>5}")
+              f"{'load%':>6} {'run%':>5} {'metr%':>6} {'span s':>7} {'busy%':>5} "
+              f"{'outside s':>9} {'harness%':>8} {'cached s':>8} {'cpu':>5}")
     print(header)
     total_wall = 0.0
     for spec in specs:
@@ -109,13 +120,18 @@ def main() -> None:
         code2, cached, cached_cpu, _ = run_once(spec, out, args.jobs)
         total_wall += wall
         inside = cells["total_s"]
-        jobs = args.jobs or spec_jobs(spec)
+        jobs = max(1, min(args.jobs or spec_jobs(spec), int(cells["cells"]) or 1))
         share = {k: 100 * cells[k] / inside if inside else 0.0 for k in PHASES}
-        # wall time not explained by the cells (each job runs its share of them)
-        harness = max(0.0, wall - inside / max(1, min(jobs, int(cells["cells"]) or 1)))
+        span = cells["span_s"]
+        # busy%: how full the workers were during the span (100 = no worker ever idle);
+        # outside: the command's wall time before the first cell and after the last one
+        # (start-up, plan, data fingerprints, summary, claims), the harness's own share.
+        busy = 100 * inside / (span * jobs) if span else 0.0
+        outside = max(0.0, wall - span)
         print(f"{spec:22} {code:>4} {wall:8.1f} {cpu:8.1f} {int(cells['cells']):>5} "
               f"{share['load_s']:6.1f} {share['run_s']:5.1f} {share['metrics_s']:6.1f} "
-              f"{100 * harness / wall if wall else 0:8.1f} {cached:8.2f} {cached_cpu:5.2f}"
+              f"{span:7.1f} {busy:5.0f} {outside:9.1f} "
+              f"{100 * outside / wall if wall else 0:8.1f} {cached:8.2f} {cached_cpu:5.2f}"
               + ("" if code2 == code else f"  (cached run exit {code2})"))
         if code not in (0, 1):
             print(f"  {tail}")
