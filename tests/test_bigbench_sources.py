@@ -70,10 +70,14 @@ def test_pypi_cache_extracts_only_requested_tasks(tmp_path: Path) -> None:
                           "expert": {"multiple_choice_grade": 100.0}}
     manifest = json.loads((root / "toy" / ".harness-manifest.json").read_text())
     assert manifest["archive_sha256"] == sha and "task.json" in manifest["files"]
-    # a second task comes from the kept archive, without a new download
+    # a second task comes from the kept archive, without a new download, and leaves the
+    # human-rater file the first task's fingerprint stamped untouched
+    raters = root / "human_raters.json"
+    stamp = raters.stat().st_mtime_ns
     archive.unlink()
     assert load(tmp_path, task="other", sources=["pypi"], archive_url=str(archive),
                 archive_sha256=sha, pypi_version="9.9").name == "other"
+    assert raters.stat().st_mtime_ns == stamp and not list(root.glob("human_raters.json.*"))
     # tampering with a cached file is detected
     (root / "toy" / "task.json").write_text(json.dumps(task_json("toy", 5)))
     with pytest.raises(HarnessError, match="integrity check"):

@@ -215,8 +215,8 @@ def fetch_tasks(tasks: list[str], *, cache_dir: Path, version: str,
     if (tmp / HUMAN_PKL).is_file():
         try:
             raters = read_human_pkl(tmp / HUMAN_PKL)
-            (root / "human_raters.json").write_text(json.dumps(raters, indent=1,
-                                                               sort_keys=True))
+            _write_if_changed(root / "human_raters.json",
+                              json.dumps(raters, indent=1, sort_keys=True))
         except (pickle.UnpicklingError, KeyError, AttributeError, ValueError) as exc:
             log.warning("ignoring BIG-bench's human-rater file: %s", exc)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -229,6 +229,20 @@ def write_manifest(folder: Path, archive_sha: str) -> None:
     (folder / ".harness-manifest.json").write_text(
         json.dumps({"archive_sha256": archive_sha, "files": files}, indent=1))
     _mark_verified(folder, _listed_stamp(folder, sorted(files)))
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Write ``text`` unless ``path`` already holds it: extracting a second task must not
+    touch the human-rater file that the first task's data fingerprint stamped (its
+    modification time would invalidate that fingerprint and every stored plan using it)."""
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    part = path.with_name(f"{path.name}.{os.getpid()}")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 VERIFIED = ".harness-verified"
