@@ -116,7 +116,10 @@ def parse_args(argv: list[str] | None, rows: dict[str, Row]) -> argparse.Namespa
         args.steps = {n: int(v) for n, v in steps.items()}
     except ValueError:
         raise SystemExit(_usage_error(f"--steps {steps}: N must be an integer")) from None
-    args.rows, args.official = names, {n: Path(p).resolve() for n, p in official.items()}
+    # absolute, not resolved: a venv's python is a symlink to the base interpreter, and
+    # running the link's target loses the venv (its site-packages, lm_eval, torch)
+    args.rows, args.official = names, {n: Path(os.path.abspath(p))
+                                       for n, p in official.items()}
     return args
 
 

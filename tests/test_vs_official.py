@@ -61,6 +61,15 @@ def test_pairs_and_steps(vs, tmp_path):
     assert args.steps == {"hnn": 5} and args.rows == ["hnn"]
 
 
+def test_a_venv_python_is_kept_as_given(vs, tmp_path):
+    # a venv's bin/python is a symlink to the base interpreter: its target has no venv
+    link = tmp_path / "venv" / "bin" / "python"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(sys.executable)
+    args = vs.parse_args(["--official", f"bigbench={link}"], vs.all_rows())
+    assert args.official == {"bigbench": link} and args.official["bigbench"].is_symlink()
+
+
 def test_measure_one_process(vs, tmp_path):
     measure = sys.modules["_official_common"].measure
     res = measure([sys.executable, "-c", "print(sum(range(10**6)))"], tmp_path, {})
