@@ -90,5 +90,7 @@ def cases(python: Path, work: Path, steps: int, seed: int) -> list[Case]:
                     work / "official", {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     harness = script_side(work / "harness", "bb_harness.py", HARNESS,
                           [str(BENCH), str(work / "prepared.json")], json_headline)
-    harness.env.update(env)
+    # the harness side scores every prompt: a second run must not be answered from the
+    # log-likelihood memo the first one filled
+    harness.env.update({**env, "HARNESS_NO_LM_MEMO": "1"})
     return [Case(f"{TASK}, {steps} ex.", official, harness)]
