@@ -77,7 +77,7 @@ def test_pypi_cache_extracts_only_requested_tasks(tmp_path: Path) -> None:
     archive.unlink()
     assert load(tmp_path, task="other", sources=["pypi"], archive_url=str(archive),
                 archive_sha256=sha, pypi_version="9.9").name == "other"
-    assert raters.stat().st_mtime_ns == stamp and not list(root.glob("human_raters.json.*"))
+    assert raters.stat().st_mtime_ns == stamp and not list(root.glob("*human_raters.json.*"))
     # tampering with a cached file is detected
     (root / "toy" / "task.json").write_text(json.dumps(task_json("toy", 5)))
     with pytest.raises(HarnessError, match="integrity check"):

@@ -36,6 +36,7 @@ from typing import Any
 from harness import HarnessError
 from harness.context import Progress
 from harness.fingerprint import file_sha256
+from harness.results import atomic_write_text
 
 PINNED = {"1.0.0": (
     "https://files.pythonhosted.org/packages/95/f8/c019b3579df548a04cac12342cfcb878e50ddf6cf"
@@ -240,9 +241,7 @@ def _write_if_changed(path: Path, text: str) -> None:
             return
     except OSError:
         pass
-    part = path.with_name(f"{path.name}.{os.getpid()}")
-    part.write_text(text)
-    os.replace(part, path)
+    atomic_write_text(path, text)
 
 
 VERIFIED = ".harness-verified"
