@@ -131,8 +131,6 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
                                f"{args.timeout!r}", hint="e.g. --timeout 600")
         args.set = [*(args.set or []), f"settings.timeout_s={args.timeout!r}"]
     from . import plancache
-    from .commands import plan_inputs
-    from .outdir import check_out_dir
     if args.mlflow:  # the user's choice only: a spec cannot turn MLflow on
         os.environ["HARNESS_MLFLOW_URI"] = args.mlflow
     registry = _registry(args)
@@ -141,6 +139,38 @@ def cmd_run(args: argparse.Namespace, out: Console, err: Console) -> int:
         code = _run_cached(args, plancache.lookup(key, default_cache()), registry, out, err)
         if code is not None:
             return code
+    from . import workers
+    try:
+        return _run_planned(args, registry, key, out, err)
+    finally:
+        workers.discard_spares()
+
+
+def _peek_jobs(args: argparse.Namespace) -> int:
+    """The worker count the spec will ask for, read before it is loaded (1 when unsure:
+    a spec with problems is reported by the real load)."""
+    if args.jobs is not None:
+        return int(args.jobs)
+    try:
+        from .spec import read_document
+        doc = read_document(args.spec, args.set or [], _parse_seeds(getattr(args, "seeds", None)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            jobs = (doc.data.get("settings") or {}).get("jobs", 1)
+    except Exception:
+        return 1
+    return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else 1
+
+
+def _run_planned(args: argparse.Namespace, registry: Registry, key: Any, out: Console,
+                 err: Console) -> int:
+    from . import plancache, workers
+    from .commands import plan_inputs
+    from .outdir import check_out_dir
+    if args.executor in (None, "pool") and not args.dask_address:
+        jobs = _peek_jobs(args)
+        if 1 < jobs <= 64:  # their imports overlap loading the spec and planning it
+            workers.prestart(jobs)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:  # kept for the plan cache
@@ -229,6 +259,9 @@ def _run_locked(args: argparse.Namespace, spec: Any, out_dir: Path, cell_filters
     from .trust import require_trust
     cache = default_cache()
     plan = make_plan(spec, out_dir, cache, args.force, **cell_filters)
+    if not plan.todo and not args.controls:  # nothing to run: the spare workers go now
+        from .workers import discard_spares
+        discard_spares()
     require_trust(plan.cells, args.trust_code, args.spec)
     cplans: dict[str, Any] = {}
 
@@ -531,4 +564,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if "torch" in sys.modules:  # its teardown is half a second of every such command
+        from .quickexit import quick_exit
+        quick_exit(code)
+    sys.exit(code)

@@ -14,6 +14,15 @@ A pool made with ``keep=True`` keeps its idle workers between ``run`` calls (unt
 done and their datasets loaded (a spawned worker costs seconds of CPU before its first
 cell). Each cell is sent with its results folder, so a kept worker serves any folder.
 
+``prestart(jobs)`` spawns a pool's workers before it exists (the CLI calls it before it
+loads the spec): their seconds of imports then overlap the parent's own (the spec's
+adapter modules, the plan). A pool takes such a spare only if it was started with the
+same thread cap, import path and environment; ``discard_spares`` stops the rest.
+
+A worker told to stop leaves with :func:`harness.quickexit.quick_exit`: the interpreter's
+teardown of torch's modules takes about a second per worker, and every record it wrote is
+already on disk.
+
 Workers die with their parent: on Linux the kernel sends them SIGKILL when the parent
 dies (``PR_SET_PDEATHSIG``), and on every platform a watch thread polls the parent pid.
 Workers ignore SIGINT: a Ctrl-C on the terminal reaches the whole process group, and only
@@ -35,6 +44,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from .plan import CellPlan
+from .quickexit import quick_exit
 
 PARENT_POLL_S = 0.5
 STEP_EVERY_S = 0.2
@@ -61,13 +71,10 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _warm_up() -> None:
-    """Pay the worker's one-time import costs before any cell's clock starts (setting
-    torch's determinism flags imports ``torch._inductor``: seconds on a loaded machine)."""
-    import torch
-    with contextlib.suppress(Exception):
-        torch.use_deterministic_algorithms(
-            torch.are_deterministic_algorithms_enabled(),
-            warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
+    """Pay the worker's one-time import costs before any cell's clock starts."""
+    import torch  # noqa: F401
+
+    from . import provenance  # noqa: F401
 
 
 #: the native thread pools (OpenMP, OpenBLAS, MKL...) a worker caps at its share of the
@@ -103,9 +110,9 @@ def _worker_main(conn: Connection, parent_pid: int, out_dir: str,
         try:
             plan = conn.recv()
         except (EOFError, OSError):
-            return
+            quick_exit(0)
         if plan is None:
-            return
+            quick_exit(0)
         conn.send(("start", plan.name))  # the cell's clock starts now, not at the spawn
         def step(label: str, done: int, total: int | None, _name: str = plan.name,
                  _last: list[float] = [0.0]) -> None:  # noqa: B006 (the last send time)
@@ -145,6 +152,55 @@ def _describe_exit(code: int | None) -> str:
     return f"its worker process exited with status {code} (os._exit or a crash in native code)"
 
 
+def _spawn(ctx: Any, out_dir: str, native_threads: int) -> _Worker:
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_worker_main,
+                       args=(child, os.getpid(), out_dir, native_threads),
+                       name="harness-worker", daemon=True)
+    proc.start()
+    child.close()
+    return _Worker(proc, parent)
+
+
+def _spawn_key(native_threads: int) -> tuple[Any, ...]:
+    """What a spawned worker inherits and keeps: its thread cap, import path, environment."""
+    return native_threads, tuple(sys.path), tuple(sorted(os.environ.items()))
+
+
+#: workers started by ``prestart``, each with the ``_spawn_key`` it was started under
+_SPARES: list[tuple[tuple[Any, ...], _Worker]] = []
+
+
+def prestart(jobs: int) -> None:
+    """Start the workers of a ``jobs``-worker pool now, for the next pool to take."""
+    discard_spares()
+    threads = share_of_cores(jobs)
+    ctx = multiprocessing.get_context("spawn")
+    _SPARES.extend((_spawn_key(threads), _spawn(ctx, "", threads)) for _ in range(max(1, jobs)))
+
+
+def _take_spare(native_threads: int) -> _Worker | None:
+    key = _spawn_key(native_threads)
+    for i, (spare_key, worker) in enumerate(_SPARES):
+        if spare_key == key and worker.proc.is_alive():
+            del _SPARES[i]
+            return worker
+    return None
+
+
+def discard_spares() -> None:
+    """Stop the workers ``prestart`` started that no pool took."""
+    spares = [w for _, w in _SPARES]
+    _SPARES.clear()
+    for w in spares:
+        with contextlib.suppress(Exception):
+            w.conn.send(None)
+    for w in spares:
+        w.proc.join(2)
+        if w.proc.is_alive():
+            WorkerPool._stop(w)
+
+
 class WorkerPool:
     """Run cell plans in ``jobs`` spawned worker processes; see the module docstring."""
 
@@ -172,13 +228,8 @@ class WorkerPool:
                     self._stop(w)
 
     def _start(self, out_dir: str) -> _Worker:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main,
-                                args=(child, os.getpid(), out_dir, share_of_cores(self.jobs)),
-                                name="harness-worker", daemon=True)
-        proc.start()
-        child.close()
-        return _Worker(proc, parent)
+        threads = share_of_cores(self.jobs)
+        return _take_spare(threads) or _spawn(self.ctx, out_dir, threads)
 
     @staticmethod
     def _stop(worker: _Worker) -> None:

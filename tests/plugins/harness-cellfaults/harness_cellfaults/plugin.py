@@ -1,8 +1,10 @@
 """`fault/cell`: a method whose run() exits, raises BaseExceptions, hangs or kills its
-process, chosen by `mode`; `fault/value` reads its output."""
+process, or leaves an atexit handler that writes `mark`, chosen by `mode`; `fault/value`
+reads its output."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import sys
@@ -26,8 +28,9 @@ class Cell(Method):
 
     class Params(Params):
         mode: Literal["ok", "sys_exit", "keyboard", "base", "hang", "os_exit",
-                      "segv"] = "ok"
+                      "segv", "atexit"] = "ok"
         value: float = 1.0
+        mark: str = ""
         seconds: float = Field(0.0, ge=0)
 
     def run(self, ctx: RunContext, data: Any, model: Any) -> dict[str, Any]:
@@ -47,6 +50,8 @@ class Cell(Method):
             os._exit(0)
         if p.mode == "segv":
             os.kill(os.getpid(), signal.SIGSEGV)
+        if p.mode == "atexit":
+            atexit.register(lambda: open(p.mark, "w").write(str(os.getpid())))
         return {"value": p.value}
 
 
