@@ -70,32 +70,12 @@ def git_state(where: str) -> dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def use_deterministic_algorithms(mode: bool, *, warn_only: bool = False) -> None:
-    """``torch.use_deterministic_algorithms`` without importing ``torch._inductor``.
-
-    torch's function imports inductor's config (and with it torch._dynamo: 1.3 s of CPU
-    per process, in every worker and every in-process run) to set one flag. Here the
-    flag is set where inductor is already loaded, and otherwise through the environment
-    variable inductor's config reads when it is first imported (``TORCHINDUCTOR_
-    DETERMINISTIC``), so a ``torch.compile`` later in the process sees the same mode."""
-    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
-    if setter is None:  # a torch without the private setter: its public function
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-        return
-    inductor = sys.modules.get("torch._inductor.config")
-    if inductor is not None:
-        inductor.deterministic = mode
-    else:
-        os.environ["TORCHINDUCTOR_DETERMINISTIC"] = "1" if mode else "0"
-    setter(mode, warn_only=warn_only)
-
-
 def apply_determinism(threads: int, deterministic: bool) -> dict[str, Any]:
     """Set torch's thread count and determinism flags; return what was set."""
     torch.set_num_threads(threads)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
     return determinism_flags()

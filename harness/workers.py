@@ -71,10 +71,14 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _warm_up() -> None:
-    """Pay the worker's one-time import costs before any cell's clock starts."""
-    import torch  # noqa: F401
-
-    from . import provenance  # noqa: F401
+    """Pay the worker's one-time import costs before any cell's clock starts: setting
+    torch's determinism flags imports ``torch._inductor`` and ``torch._dynamo`` (seconds
+    on a loaded machine), which torch.optim's first step would import anyway."""
+    import torch
+    with contextlib.suppress(Exception):
+        torch.use_deterministic_algorithms(
+            torch.are_deterministic_algorithms_enabled(),
+            warn_only=torch.is_deterministic_algorithms_warn_only_enabled())
 
 
 #: the native thread pools (OpenMP, OpenBLAS, MKL...) a worker caps at its share of the

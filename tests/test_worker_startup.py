@@ -1,6 +1,6 @@
-"""A worker's start and end: workers started before the pool that takes them, torch's
-determinism set without importing inductor, and exits that skip the interpreter's
-teardown but not the atexit handlers or a running thread. (Timings: benchmarks/suite.py.)"""
+"""A worker's start and end: workers started before the pool that takes them, and exits
+that skip the interpreter's teardown but not the atexit handlers or a running thread.
+(Timings: benchmarks/suite.py.)"""
 
 from __future__ import annotations
 
@@ -20,42 +20,8 @@ from harness.cli import _peek_jobs
 
 def run_python(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("TORCHINDUCTOR_DETERMINISTIC", None)
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
-
-
-def test_determinism_is_set_without_importing_inductor_and_reaches_it_later(
-        tmp_path: Path) -> None:
-    res = run_python("""
-        import sys
-        from harness.provenance import apply_determinism
-        flags = apply_determinism(1, True)
-        import torch
-        print("LOADED", "torch._inductor" in sys.modules or "torch._dynamo" in sys.modules)
-        print("FLAGS", flags["deterministic_algorithms"],
-              torch.is_deterministic_algorithms_warn_only_enabled())
-        import torch._inductor.config as config   # a torch.compile later in the process
-        print("INDUCTOR", config.deterministic)
-    """, tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "LOADED False" in res.stdout
-    assert "FLAGS True True" in res.stdout
-    assert "INDUCTOR True" in res.stdout
-
-
-def test_determinism_reaches_an_inductor_that_is_already_loaded(tmp_path: Path) -> None:
-    res = run_python("""
-        import torch._inductor.config as config
-        from harness.provenance import use_deterministic_algorithms
-        use_deterministic_algorithms(True)
-        print("ON", config.deterministic)
-        use_deterministic_algorithms(False)
-        import torch
-        print("OFF", config.deterministic, torch.are_deterministic_algorithms_enabled())
-    """, tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert "ON True" in res.stdout and "OFF False False" in res.stdout
 
 
 def test_quick_exit_runs_atexit_handlers_flushes_and_waits_for_threads(tmp_path: Path) -> None:
