@@ -2,7 +2,11 @@
 (in-process executor: identity hashing, data fingerprint, records, index, summary)
 against the same adapter calls made directly, measured in the same run.
 
-    python benchmarks/runner_overhead.py [--cells 20] [--results DIR ...]
+    python benchmarks/runner_overhead.py [--cells 20] [--repeat 5] [--results DIR ...]
+
+The direct calls and the harness run alternate ``--repeat`` times, each harness run into a
+fresh folder; the figures are the medians (a shared machine's speed drifts by tens of
+percent within a minute: one pair alone can be off by a factor of three).
 
 With ``--results``, the overhead measured here is also given as a share of the real cells
 recorded in each results folder (a spec's ``harness run --out DIR``, controls included):
@@ -44,6 +48,8 @@ metrics: [accuracy]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cells", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="alternating measurements of each; their medians are printed")
     parser.add_argument("--results", type=Path, nargs="*", default=[],
                         help="results folders whose recorded cells the overhead is set against")
     args = parser.parse_args()
@@ -65,31 +71,41 @@ def main() -> None:
                 metric.build().compute(ctx, CellResult(data, model, result))
 
         direct_cell(cells[0])  # warm-up: lazy imports and first-call costs
-        t0 = time.perf_counter()
-        for cell in cells:
-            direct_cell(cell)
-        direct = time.perf_counter() - t0
+        directs, runs, reuses = [], [], []
+        for i in range(max(1, args.repeat)):
+            t0 = time.perf_counter()
+            for cell in cells:
+                direct_cell(cell)
+            directs.append(time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        run_spec(spec, Path(tmp) / "out", executor=InProcessExecutor(),
-                 cache_dir=Path(tmp) / "cache")
-        harness_s = time.perf_counter() - t0
+            out = Path(tmp) / f"out{i}"
+            t0 = time.perf_counter()
+            run_spec(spec, out, executor=InProcessExecutor(), cache_dir=Path(tmp) / "cache")
+            runs.append(time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        report = run_spec(spec, Path(tmp) / "out", executor=InProcessExecutor(),
-                          cache_dir=Path(tmp) / "cache")
-        reuse_s = time.perf_counter() - t0
-        assert len(report.skipped) == len(cells)
+            t0 = time.perf_counter()
+            report = run_spec(spec, out, executor=InProcessExecutor(),
+                              cache_dir=Path(tmp) / "cache")
+            reuses.append(time.perf_counter() - t0)
+            assert len(report.skipped) == len(cells)
+        direct, harness_s = statistics.median(directs), statistics.median(runs)
+        reuse_s = statistics.median(reuses)
+        overhead = statistics.median(r - d for r, d in zip(runs, directs, strict=True))
+        fastest = min(runs) - min(directs)  # the least disturbed run of each
 
     n = len(cells)
-    print(f"cells: {n}")
+    print(f"cells: {n}, medians of {len(runs)} alternating runs")
     print(f"direct adapter calls: {direct:.3f} s ({direct / n * 1e3:.1f} ms/cell)")
     print(f"harness run:          {harness_s:.3f} s ({harness_s / n * 1e3:.1f} ms/cell)")
-    print(f"overhead per cell:    {(harness_s - direct) / n * 1e3:.1f} ms "
-          f"(ratio {harness_s / direct:.2f}x)")
+    print(f"overhead per cell:    {overhead / n * 1e3:.1f} ms "
+          f"(ratio {harness_s / direct:.2f}x; per pair "
+          + ", ".join(f"{(r - d) / n * 1e3:.1f}" for r, d in zip(runs, directs, strict=True))
+          + " ms)")
+    print(f"fastest of each:      {min(directs):.3f} s direct, {min(runs):.3f} s harness: "
+          f"{fastest / n * 1e3:.1f} ms/cell")
     print(f"re-run, all reused:   {reuse_s:.3f} s ({reuse_s / n * 1e3:.1f} ms/cell)")
     if args.results:
-        print_shares(args.results, (harness_s - direct) / n)
+        print_shares(args.results, overhead / n)
 
 
 def recorded_cell_seconds(out: Path) -> list[float]:

@@ -71,6 +71,17 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
 
 
+def flat_json(obj: dict[str, Any]) -> str:
+    """A JSON object with one top-level key per line and each value on that line.
+
+    ``json.dumps(..., indent=2)`` runs Python's pure-Python encoder (the C one serves only
+    ``indent=None``): encoding each top-level value with the C encoder is 5-10x faster on a
+    cell record and keeps the file easy to read and to diff key by key."""
+    clean = _clean(obj)
+    lines = [f"  {json.dumps(str(k))}: {json.dumps(v)}" for k, v in clean.items()]
+    return "{\n" + ",\n".join(lines) + "\n}\n" if lines else "{}\n"
+
+
 def atomic_write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(_clean(r), ensure_ascii=False) + "\n"
                                     for r in rows))
@@ -211,7 +222,7 @@ class ResultsDir:
         return None
 
     def write_record(self, cell_id: str, record: dict[str, Any]) -> None:
-        atomic_write_json(self.record_path(cell_id), record)
+        atomic_write_text(self.record_path(cell_id), flat_json(record))
 
     def records(self) -> list[dict[str, Any]]:
         """Every valid record in the folder (corrupt ones are set aside)."""
@@ -242,6 +253,10 @@ class ResultsDir:
     def _connect(self) -> sqlite3.Connection:
         self.root.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.root / INDEX, timeout=30)
+        # the index is derived from the records (each of which is synced to disk when its
+        # cell ends): every run re-indexes the records it reuses, and an index that is not
+        # a usable SQLite file is rebuilt, so its commits need not wait for the disk
+        con.execute("PRAGMA synchronous = OFF")
         con.execute("""CREATE TABLE IF NOT EXISTS cells (
             id TEXT PRIMARY KEY, spec TEXT, name TEXT, grp TEXT, spec_seed INTEGER,
             seed INTEGER, status TEXT, identity TEXT, dataset TEXT, model TEXT, method TEXT,

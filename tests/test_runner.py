@@ -64,6 +64,19 @@ def test_digits_spec_passes_and_records_everything(digits_run) -> None:
     assert record["cell"]["method"]["optimizer"]["use"] == "torch/momentum"
 
 
+def test_a_record_is_one_line_per_key_json_with_nan_and_inf_spelled_out(tmp_path: Path) -> None:
+    from harness.results import ResultsDir
+    record = {"status": "ok", "metrics": {"a": 1.5, "b": float("nan"), "c": float("-inf")},
+              "cell": {"name": "x/y", "axes": {"point": None}}, "outputs": {"xs": [1, 2]},
+              "note": "caf\u00e9 \"quoted\"\nline"}
+    ResultsDir(tmp_path).write_record("c1", record)
+    text = (tmp_path / "cells" / "c1" / "record.json").read_text()
+    lines = text.splitlines()
+    assert lines[0] == "{" and lines[-1] == "}" and len(lines) == len(record) + 2
+    assert lines[1] == '  "status": "ok",'
+    assert json.loads(text) == {**record, "metrics": {"a": 1.5, "b": "nan", "c": "-inf"}}
+
+
 def test_second_run_reexecutes_nothing(digits_run) -> None:
     out, _ = digits_run
     before = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*/record.json")}
