@@ -153,10 +153,11 @@ def _peek_jobs(args: argparse.Namespace) -> int:
         return int(args.jobs)
     try:
         from .spec import read_document
-        doc = read_document(args.spec, args.set or [], _parse_seeds(getattr(args, "seeds", None)))
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the real load shows them
             warnings.simplefilter("ignore")
-            jobs = (doc.data.get("settings") or {}).get("jobs", 1)
+            doc = read_document(args.spec, args.set or [],
+                                _parse_seeds(getattr(args, "seeds", None)))
+        jobs = (doc.data.get("settings") or {}).get("jobs", 1)
     except Exception:
         return 1
     return jobs if isinstance(jobs, int) and not isinstance(jobs, bool) else 1

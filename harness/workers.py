@@ -196,13 +196,7 @@ def discard_spares() -> None:
     """Stop the workers ``prestart`` started that no pool took."""
     spares = [w for _, w in _SPARES]
     _SPARES.clear()
-    for w in spares:
-        with contextlib.suppress(Exception):
-            w.conn.send(None)
-    for w in spares:
-        w.proc.join(2)
-        if w.proc.is_alive():
-            WorkerPool._stop(w)
+    WorkerPool._finish(spares)
 
 
 class WorkerPool:
@@ -219,17 +213,18 @@ class WorkerPool:
         idle, self.idle = self.idle, []
         self._finish(idle)
 
-    def _finish(self, workers: list[_Worker]) -> None:
+    @staticmethod
+    def _finish(workers: list[_Worker]) -> None:
         for w in workers:
             with contextlib.suppress(Exception):
                 w.conn.send(None)
         for w in workers:
             if w.plan is not None:
-                self._stop(w)
+                WorkerPool._stop(w)
             else:
                 w.proc.join(2)
                 if w.proc.is_alive():
-                    self._stop(w)
+                    WorkerPool._stop(w)
 
     def _start(self, out_dir: str) -> _Worker:
         threads = share_of_cores(self.jobs)
