@@ -5,6 +5,7 @@ that skip the interpreter's teardown but not the atexit handlers or a running th
 from __future__ import annotations
 
 import os
+import pstats
 import subprocess
 import sys
 import textwrap
@@ -41,6 +42,37 @@ def test_quick_exit_runs_atexit_handlers_flushes_and_waits_for_threads(tmp_path:
     assert res.stdout == "unflushed output"
     assert (tmp_path / "atexit.txt").read_text() == "ran"
     assert (tmp_path / "thread.txt").read_text() == "done"
+
+
+@pytest.mark.parametrize("hook", ["sys.setprofile", "sys.settrace"])
+def test_quick_exit_is_a_normal_exit_under_a_profiler_or_tracer(tmp_path: Path,
+                                                                 hook: str) -> None:
+    # cProfile, pyinstrument and trace write their report after the program returns
+    res = run_python(f"""
+        import sys
+        from harness.quickexit import quick_exit
+        {hook}(lambda *args: None)
+        try:
+            quick_exit(4)
+        except SystemExit as exc:
+            {hook}(None)
+            print("normal exit", exc.code)
+    """, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "normal exit 4"
+
+
+def test_a_profiled_cli_run_writes_its_profile(tmp_path: Path) -> None:
+    spec = Path(__file__).resolve().parents[1] / "specs" / "digits-mlp.yaml"
+    prof = tmp_path / "run.prof"
+    res = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "harness",
+                          "run", str(spec), "--seeds", "0", "--set", "methods.train.epochs=1",
+                          "--out", str(tmp_path / "out")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONHASHSEED": "0"})
+    assert res.returncode == 0, res.stderr
+    stats = pstats.Stats(str(prof))
+    assert any(func[2] == "cmd_run" for func in stats.stats)  # type: ignore[attr-defined]
 
 
 def test_a_pool_takes_matching_spares_only(monkeypatch: pytest.MonkeyPatch) -> None:
