@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from harness_adapters.lm import loading
+from harness_adapters.lm import generation, loading
 from harness_adapters.lm.adapters import CausalModel, DummyModel
 from harness_adapters.lm.causal import CausalLM
 from harness_adapters.lm.dummy import DummyLM, quote, render_entry, unescape_markdown
@@ -197,6 +197,47 @@ def test_refilled_batches_decode_like_single_prompts(tiny: CausalLM) -> None:
         assert full.startswith(text)
 
 
+def test_the_in_place_cache_layer_holds_what_concatenation_would() -> None:
+    from transformers.cache_utils import DynamicLayer
+    growing = generation.growing_layer_class()
+    assert growing is not None and issubclass(growing, DynamicLayer)
+    gen = torch.Generator().manual_seed(0)
+    first = [torch.randn(2, 3, 5, 4, generator=gen) for _ in range(2)]
+    plain, grown = DynamicLayer(), growing(*first)
+    plain.update(*first)
+    for n in [1, 1, generation.ROOM, 3, 1, 2 * generation.ROOM]:  # past the room, twice
+        new = [torch.randn(2, 3, n, 4, generator=gen) for _ in range(2)]
+        want, got = plain.update(*new), grown.update(*new)
+        assert all(torch.equal(w, g) for w, g in zip(want, got, strict=True))
+        assert grown.get_seq_length() == plain.get_seq_length()
+
+
+def test_in_place_decoding_equals_a_concatenating_cache(tiny: CausalLM,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    prompts = ["a", "A much longer prompt than the others", "mid size", "xyz 123", "q", "!!"]
+
+    def until(text: str) -> bool:  # rows finish at different steps, some after the room
+        return len(text) >= 20 + 15 * (ord(text[0]) % 5)
+
+    growing = generation.growing_layer_class()
+    updates = [0]
+    real_update = growing.update
+
+    def counted(self: object, *args: object, **kwargs: object) -> object:
+        updates[0] += 1
+        return real_update(self, *args, **kwargs)
+
+    monkeypatch.setattr(growing, "update", counted)
+    fast = tiny.generate(prompts, max_new_tokens=2 * generation.ROOM, until=until)
+    assert updates[0] > 0  # the in-place layers decoded
+    monkeypatch.setattr(generation, "growing_layer_class", lambda: None)
+    before = updates[0]
+    concatenated = tiny.generate(prompts, max_new_tokens=2 * generation.ROOM, until=until)
+    assert updates[0] == before  # transformers' own concatenating layers decoded
+    assert fast == concatenated
+    assert max(len(t) for t in fast) > generation.ROOM  # a buffer was reallocated
+
+
 def test_stop_strings_and_until(tiny: CausalLM) -> None:
     full = tiny.generate(["Hello there"], max_new_tokens=12)[0]
     assert len(full) >= 4
@@ -297,7 +338,7 @@ def test_smollm2_alias_converts_once_and_reloads_fast(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import time, json, torch, transformers
         from pathlib import Path
-        from harness_adapters.lm import loading
+        from harness_adapters.lm import generation, loading
         t0, c0 = time.perf_counter(), time.process_time()
         src = loading.resolve("smollm2-135m")
         loading.load(src, dtype="float32", device=torch.device("cpu"),
