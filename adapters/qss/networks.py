@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -27,7 +28,14 @@ class MLP(nn.Sequential):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
-        out = super().forward(x)
+        return self.head(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on an already concatenated input (the layers called directly,
+        without ``nn.Module``'s per-call dispatch: the same operations)."""
+        l1, _, l2, _, l3 = self
+        out = F.linear(F.relu(F.linear(F.relu(F.linear(x, l1.weight, l1.bias)),
+                                       l2.weight, l2.bias)), l3.weight, l3.bias)
         if self.tanh_scale is not None:
             out = self.tanh_scale * torch.tanh(out)
         return out
@@ -42,7 +50,8 @@ class TwinQ(nn.Module):
         self.q2 = MLP(n_in, 1, hidden, generator)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.q1(a, b), self.q2(a, b)
+        x = torch.cat([a, b], dim=1)  # once for both heads, as the official Critic does
+        return self.q1.head(x), self.q2.head(x)
 
     def Q1(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: N802 (paper name)
         return self.q1(a, b)
