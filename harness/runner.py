@@ -102,13 +102,19 @@ def new_record(plan: CellPlan) -> dict[str, Any]:
     }
 
 
+def _drop_cut_writes(cell_dir: Path) -> None:
+    """Delete the temporary files of writes cut short (a process killed mid-write) in a
+    cell's folder, before the cell runs or is recorded again."""
+    for tmp in cell_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def write_failed_record(plan: CellPlan, out_root: str, message: str,
                         seconds: float) -> dict[str, Any]:
     """Record a cell that ended outside its own process (timed out, worker died)."""
     from .provenance import provenance
     results = ResultsDir(Path(plan.out_root or out_root))
-    for tmp in results.cell_dir(plan.cell_id).glob(".*.tmp"):  # a write cut short
-        tmp.unlink(missing_ok=True)
+    _drop_cut_writes(results.cell_dir(plan.cell_id))
     record = new_record(plan)
     record.update(status="failed", metrics={}, timings={"total_s": seconds},
                   error={"type": "CellAborted", "message": message, "user": False},
@@ -136,6 +142,7 @@ def execute_cell(plan: CellPlan, out_root: str, progress_cb: Any = None) -> dict
         cell_dir.unlink()
     if cell_dir.exists():
         shutil.rmtree(cell_dir / "artifacts", ignore_errors=True)
+        _drop_cut_writes(cell_dir)
     flags = apply_determinism(plan.settings["threads"], plan.settings["deterministic"])
     timings: dict[str, float] = {}
     progress = Progress(progress_cb)

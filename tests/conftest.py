@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,13 @@ def write_spec(tmp_path: Path):
         path.write_text(text, encoding="utf-8")
         return path
     return write
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts with SIGINT: a shell starts background
+    commands with SIGINT ignored, and a child inherits that (Python then installs no
+    KeyboardInterrupt handler), so reset it to the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def load_summary(out: Path) -> dict[str, Any]:

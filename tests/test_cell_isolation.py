@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, load_summary
+from conftest import ROOT, default_sigint, load_summary
 from faultkit import cli, faults_site  # noqa: F401 (the fixture)
 
 from harness.plan import make_plan
@@ -177,7 +177,8 @@ def test_sigint_stops_the_run_promptly_and_it_resumes(tmp_path: Path,
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(sys.path)}
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(spec), "--out",
                              str(out)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
     try:
         deadline = time.time() + 180
         while time.time() < deadline and not list(out.glob("cells/*/record.json")):

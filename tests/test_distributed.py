@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import ROOT, load_summary, run_harness
+from conftest import ROOT, default_sigint, load_summary, run_harness
 
 distributed = pytest.importorskip("distributed")
 
@@ -51,7 +51,8 @@ class Processes:
         cwd.mkdir(parents=True, exist_ok=True)
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
         proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=default_sigint)  # some are sent SIGINT
         log.close()
         self.procs.append(proc)
         return proc

@@ -235,6 +235,22 @@ def test_resume_after_sigkill(write_spec, tmp_path: Path) -> None:
     assert [c["status"] for c in summary["cells"]] == ["ok"] * 6
 
 
+def test_a_write_cut_short_is_cleaned_up_when_its_cell_runs_again(write_spec,
+                                                                 tmp_path: Path) -> None:
+    # a process killed mid-write leaves its temporary file beside the record it never wrote
+    spec = write_spec(FAST)
+    out = tmp_path / "o"
+    assert run_harness("run", str(spec), "--out", str(out)).returncode == 0
+    cell = sorted(out.glob("cells/*/record.json"))[0].parent
+    (cell / "record.json").unlink()
+    for name in (".record.json.k1ll3d.tmp", ".examples.jsonl.k1ll3d.tmp"):
+        (cell / name).write_text('{"half')
+    res = run_harness("run", str(spec), "--out", str(out))
+    assert res.returncode == 0, res
+    assert "1 ran, 1 reused" in res.stderr
+    assert not list(out.rglob("*.tmp"))
+
+
 TWINS = """\
 name: twins
 seeds: [0]
