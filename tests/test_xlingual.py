@@ -309,15 +309,57 @@ def test_a_small_query_subset_keeps_every_label_in_proportion() -> None:
     assert any(all(gold[int(i)] != "negative" for i in ids) for ids in plain)
 
 
-def test_odd_seeds_score_backwards_with_the_same_results(
+def test_seeds_walk_in_three_orders_with_the_same_results(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two seeds side by side share their k=0 calls through the LM memo when one walks the
-    languages backwards; the order changes no prediction and no random-rule draw."""
+    """Seeds side by side share their k=0 calls through the LM memo when the second walks
+    the languages backwards and the third makes its k=3 calls first; the order changes no
+    prediction and no random-rule draw."""
     c = toy_corpus(12)
     m = method(shots=[0, 3], group_size=4)
-    lm = ToyLM(knows_answer)
-    backwards = m.run(RunContext(seed=7, spec_seed=1), c, lm)
-    assert lm.calls[0][0].rsplit("\n", 1)[-1].startswith("de-")  # de is the last language
+    walked = {}
+    for seed in (1, 2):
+        lm = ToyLM(knows_answer)
+        walked[seed] = (m.run(RunContext(seed=7, spec_seed=seed), c, lm), lm.calls)
+    backwards_calls = walked[1][1]
+    assert backwards_calls[0][0].rsplit("\n", 1)[-1].startswith("de-")  # the last language
+    zero_shot = [context.count("=>") == 1 for context, _ in walked[2][1]]  # no demonstration
+    assert zero_shot == sorted(zero_shot) and 0 < sum(zero_shot) < len(zero_shot)
     monkeypatch.setattr(CrossLingualICL, "walk", staticmethod(lambda work, ctx: work))
-    forwards = m.run(RunContext(seed=7, spec_seed=1), c, ToyLM(knows_answer))
-    assert backwards["examples"] == forwards["examples"]
+    for seed in (1, 2):
+        forwards = m.run(RunContext(seed=7, spec_seed=seed), c, ToyLM(knows_answer))
+        assert walked[seed][0]["examples"] == forwards["examples"]
+
+
+def _made_twice(orders: list[list[tuple[str, int, int]]], cost: dict[int, float]) -> int:
+    """Seed-independent (k=0) calls made by more than one of the walkers running side by
+    side at one speed (a call whose result another walker finished before it started is
+    a memo hit, which costs nothing)."""
+    clocks = [0.0] * len(orders)
+    position = [0] * len(orders)
+    finished: dict[tuple[str, int, int], float] = {}
+    made: dict[tuple[str, int, int], int] = {}
+    while any(p < len(o) for p, o in zip(position, orders, strict=True)):
+        w = min((i for i, o in enumerate(orders) if position[i] < len(o)),
+                key=lambda i: clocks[i])
+        call = orders[w][position[w]]
+        position[w] += 1
+        if call[1] == 0 and finished.get(call, float("inf")) <= clocks[w]:
+            continue
+        clocks[w] += cost[call[1]]
+        if call[1] == 0:
+            made[call] = made.get(call, 0) + 1
+            finished[call] = min(finished.get(call, float("inf")), clocks[w])
+    return sum(n - 1 for n in made.values())
+
+
+def test_three_seeds_side_by_side_make_each_shared_call_once() -> None:
+    """The cross-lingual spec runs its three seeds on three workers: with the three walks,
+    no k=0 call is made twice (all three walking forwards would make most of them three
+    times), for k=3 calls several times dearer than k=0 ones, as on multiemo."""
+    langs = [f"l{i}" for i in range(11)]
+    work = [(lang, k, g) for lang in langs for k in (0, 3) for g in range(2)]
+    orders = [CrossLingualICL.walk(work, RunContext(seed=0, spec_seed=s)) for s in range(3)]
+    for ratio in (2.0, 3.0, 4.0):
+        assert _made_twice(orders, {0: 1.0, 3: ratio}) == 0, ratio
+        assert _made_twice(orders[:2], {0: 1.0, 3: ratio}) == 0, ratio
+    assert _made_twice([work, work, work], {0: 1.0, 3: 3.0}) >= len(work) // 2

@@ -144,12 +144,20 @@ class CrossLingualICL(Method):
 
     @staticmethod
     def walk(work: list[tuple[str, int, int]], ctx: RunContext) -> list[tuple[str, int, int]]:
-        """The order the scoring calls run in: odd seeds walk the languages backwards, so
-        that two seeds running side by side meet in the middle and share, through the
-        language model's score memo, the calls that do not depend on the seed (k=0).
-        The results do not depend on the order: each call is scored on its own."""
+        """The order the scoring calls run in, by seed modulo 3, so that three seeds
+        running side by side compute the calls that do not depend on the seed (k=0) once
+        and share them through the language model's score memo: the first walks the
+        languages forwards, the second backwards (the two meet in the middle), the third
+        makes its own calls (k > 0) first and the shared ones last, by when the other two
+        have made them. Two seeds side by side are the first two; seeds run one after
+        another find every shared call already made. The results do not depend on the
+        order: each call is scored on its own."""
         seed = ctx.spec_seed if ctx.spec_seed is not None else ctx.seed
-        return work[::-1] if seed % 2 else work
+        if seed % 3 == 1:
+            return work[::-1]
+        if seed % 3 == 2:
+            return [w for w in work if w[1] > 0] + [w for w in work if w[1] == 0]
+        return work
 
     @staticmethod
     def draw(ctx: RunContext, pool: list[Item], k: int, exclude: set[str],
