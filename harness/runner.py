@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import datacache, supersede
+from . import datacache, durations, supersede
 from .adapter import CellResult
 from .adopt import adopt
 from .claims import claims_ok, evaluate_claims, evaluate_report
@@ -329,6 +329,10 @@ def _run_plans(plans: list[RunPlan], executor: Any,
             owner[(cell.out_root or str(plan.out_dir), cell.cell_id)] = i
             todo.append(cell)
     default_root = str(plans[0].out_dir)
+    cache_dir = Path(todo[0].cache_dir) if todo else None
+    if cache_dir is not None:
+        todo = durations.longest_first(todo, durations.known(cache_dir))
+    took: dict[str, float] = {}
 
     def index_of(cell: CellPlan) -> int:
         return owner.get((cell.out_root or default_root, cell.cell_id), 0)
@@ -341,6 +345,9 @@ def _run_plans(plans: list[RunPlan], executor: Any,
             reports[i].failed.append(record)
         else:
             cell.status = "done"
+            seconds = record.get("timings", {}).get("total_s")
+            if isinstance(seconds, (int, float)):
+                took[durations.key(cell.config)] = float(seconds)
         call_hook(hook, "harness_cell_finished", record=record)
         emits[i]("cell", {"plan": cell, "record": record})
 
@@ -359,6 +366,9 @@ def _run_plans(plans: list[RunPlan], executor: Any,
                 raise  # a full disk, not a bug: the CLI says so and exits 1
             broken = (f"executor {getattr(executor, 'name', '?')!r} failed: "
                       f"{type(exc).__name__}: {exc}")
+        finally:
+            if cache_dir is not None:
+                durations.remember(cache_dir, took)
     for plan, report, skipped in zip(plans, reports, done, strict=True):
         results = ResultsDir(plan.out_dir)
         # keep the index complete for cells skipped this time
