@@ -15,7 +15,6 @@ would set ``models.<name>.dtype: bfloat16``.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -31,8 +30,10 @@ def main() -> None:
     args = parser.parse_args()
     from harness_adapters.lm import loading
 
+    from harness.cachedir import default_cache
+
     torch.set_num_threads(1)
-    cache = Path(os.environ.get("HARNESS_CACHE", Path.home() / ".cache" / "harness"))
+    cache = default_cache()
     source = loading.resolve(args.model)
     loaded = {dt: loading.load(source, dtype=dt, device=torch.device("cpu"), cache_dir=cache,
                                share=False) for dt in ("float32", "bfloat16")}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.text import Text
 
+from .cachedir import default_cache
 from .commands import add_cell_filters, register
 from .errors import HarnessError, SpecWarning
 
@@ -21,14 +22,6 @@ if TYPE_CHECKING:  # the registry is imported when a command needs it (fast --he
 
 DEFAULT_OUT = Path("results")
 DIRECT_EXECUTORS = ("inprocess", "pool")  # a plan-cache hit runs no cell: no executor
-
-
-def default_cache() -> Path:
-    env = os.environ.get("HARNESS_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness"
 
 
 def _registry(args: argparse.Namespace) -> Registry:

@@ -28,6 +28,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .cachedir import default_cache
+
 TOPIC = "harness-progress"
 RECORD = "record.json"
 # advisory: a different version may change numbers, but does not stop a run
@@ -49,15 +51,6 @@ def worker_identity(worker: Any = None) -> dict[str, Any]:
     info["name"] = str(worker.name)
     info["nthreads"] = worker.state.nthreads
     return info
-
-
-def worker_cache_dir() -> Path:
-    """The worker's own data cache: its HARNESS_CACHE, else ~/.cache/harness."""
-    env = os.environ.get("HARNESS_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness"
 
 
 def _installed(package: str) -> str | None:
@@ -148,7 +141,7 @@ def run_cell_task(plan_bytes: bytes, needed: dict[str, Any], max_bytes: int,
     except Exception as exc:  # an adapter module this worker cannot import
         return {"worker": ident, "problems": [f"cannot load the cell: {type(exc).__name__}: "
                                               f"{exc}"]}
-    plan = replace(plan, cache_dir=str(worker_cache_dir()))
+    plan = replace(plan, cache_dir=str(default_cache()))  # the worker's own cache
     last = [0.0]
 
     def step(label: str, done: int, total: int | None) -> None:

@@ -24,6 +24,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cachedir import default_cache
+
 if TYPE_CHECKING:
     from .registry import Registry
 
@@ -31,14 +33,6 @@ FILE = "plugin-manifest.json"
 SCHEMA = 2  # 2: entries list the plugin's hooks
 MAX_ENTRIES = 400
 MAX_FILES = 3000  # a bigger package is stamped by its version alone
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("HARNESS_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness"
 
 
 def enabled() -> bool:
@@ -90,7 +84,7 @@ class Manifest:
     """The manifest file, read once per process and written when it changed."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or cache_dir() / FILE
+        self.path = path or default_cache() / FILE
         self.entries: dict[str, Any] = {}
         self.dirty = False
         try:

@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .cachedir import default_cache
+
 CACHE_NAME = "plugin-probes.json"
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -41,14 +43,6 @@ except BaseException:
 sys.stdout.write(token)
 sys.stdout.flush()
 """
-
-
-def _cache_file() -> Path:
-    env = os.environ.get("HARNESS_CACHE")
-    if env:
-        return Path(env) / CACHE_NAME
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "harness" / CACHE_NAME
 
 
 def _timeout() -> float:
@@ -154,7 +148,7 @@ def unsafe_entry_points(entries: list[tuple[metadata.EntryPoint, str, str]]) -> 
     (checked once per distribution version; see the module docstring)."""
     if not entries:
         return {}
-    path = _cache_file()
+    path = default_cache() / CACHE_NAME
     cache = _read(path)
     keys = {ep.name: _key(ep, package, version) for ep, package, version in entries}
     limit = _timeout()
