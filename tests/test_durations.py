@@ -57,9 +57,8 @@ def test_the_file_is_a_hint_never_an_error(tmp_path: Path) -> None:
 
 
 def test_a_second_run_starts_the_longest_cell_first_with_the_same_numbers(
-        tmp_path: Path) -> None:
-    path = tmp_path / "spec.yaml"
-    path.write_text(SPEC)
+        write_spec, tmp_path: Path) -> None:
+    path = write_spec(SPEC)
     cache = tmp_path / "cache"
 
     def run(out: str) -> tuple[list[str], dict[str, dict[str, float]]]:
