@@ -55,6 +55,15 @@ def test_pplm_discrim_flipped_gradient_control_fails_the_positive_claim(tmp_path
     tokens, a head on 60 sentences): the control's `set:` goes through the real CLI and
     the claim it must break fails. At this size the head is near chance (0.55), so this
     checks the plumbing; the full-size `--controls` run (docs/pplm.md) checks the effect."""
+    from harness_adapters.bigbench.source import locate
+
+    from harness.cachedir import default_cache
+    from harness.errors import HarnessError
+    try:  # multiemo comes from the bigbench sdist on PyPI: fetched once into the cache
+        locate("multiemo", tasks_dir=None, cache_dir=default_cache(), version="1.0.0",
+               download=True)
+    except HarnessError as exc:
+        pytest.skip(f"BIG-bench's multiemo task cannot be had here: {exc.render()}")
     out = tmp_path / "flipped"
     res = run_harness("run", str(SPECS / "pplm-discrim.yaml"), "--out", str(out),
                       "--seeds", "0", "--set", "methods.discrim.gradient_sign=-1",
